@@ -1,0 +1,138 @@
+"""The HTTP API on both backends: GeoJSON answers, and a JSON 4xx for every bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers import feature, load, random_features
+
+
+@pytest.fixture
+def loaded(app):
+    features = random_features(60)
+    features.append(feature("xss", 116.4, 39.9, "park", name_en="<img src=x onerror=alert(1)>"))
+    load(app, features)
+    return features
+
+
+def test_nearest_returns_feature_collection_nearest_first(client, loaded):
+    r = client.get("/api/nearest?lat=39.91&lon=116.39&k=7")
+    assert r.status_code == 200 and r.mimetype == "application/geo+json"
+    doc = r.get_json(force=True)
+    assert doc["type"] == "FeatureCollection" and len(doc["features"]) == 7
+    d = [f["properties"]["distance_m"] for f in doc["features"]]
+    assert d == sorted(d)
+
+
+def test_nearest_filters_by_repeated_or_comma_categories(client, loaded):
+    a = client.get("/api/nearest?lat=39.9&lon=116.4&k=10&category=park&category=museum")
+    b = client.get("/api/nearest?lat=39.9&lon=116.4&k=10&category=park,museum")
+    assert a.get_json(force=True) == b.get_json(force=True)
+    cats = {f["properties"]["category"] for f in a.get_json(force=True)["features"]}
+    assert cats == {"park", "museum"}
+
+
+def test_nearest_with_gcj02_point(client, loaded):
+    from voicemap.geo import wgs84_to_gcj02
+
+    glon, glat = wgs84_to_gcj02(116.39, 39.91)
+    a = client.get(f"/api/nearest?lat={glat}&lon={glon}&crs=gcj02").get_json(force=True)
+    b = client.get("/api/nearest?lat=39.91&lon=116.39").get_json(force=True)
+    assert a == b
+
+
+@pytest.mark.parametrize("query,param", [
+    ("lon=116.4", "lat"),
+    ("lat=abc&lon=116.4", "lat"),
+    ("lat=91&lon=116.4", "lat"),
+    ("lat=39.9&lon=-181", "lon"),
+    ("lat=39.9&lon=inf", "lon"),
+    ("lat=39.9&lon=116.4&k=0", "k"),
+    ("lat=39.9&lon=116.4&k=101", "k"),
+    ("lat=39.9&lon=116.4&k=2.5", "k"),
+    ("lat=39.9&lon=116.4&category=zoo", "category"),
+    ("lat=39.9&lon=116.4&max_distance_m=-1", "max_distance_m"),
+    ("lat=39.9&lon=116.4&max_distance_m=nan", "max_distance_m"),
+    ("lat=39.9&lon=116.4&crs=bd09", "crs"),
+])
+def test_nearest_bad_parameters_get_400_naming_them(client, query, param):
+    r = client.get(f"/api/nearest?{query}")
+    assert r.status_code == 400
+    body = r.get_json()
+    assert body["param"] == param and param in body["error"]
+
+
+@pytest.mark.parametrize("query,param", [
+    ("bbox=1,2,3", "bbox"), ("bbox=a,b,c,d", "bbox"), ("bbox=117,39,116,40", "bbox"),
+    ("category=nope", "category"),
+])
+def test_venue_list_bad_parameters(client, query, param):
+    r = client.get(f"/api/venues?{query}")
+    assert r.status_code == 400 and r.get_json()["param"] == param
+
+
+def test_venue_list_streams_everything_as_rfc7946(client, loaded):
+    r = client.get("/api/venues")
+    assert r.status_code == 200 and r.mimetype == "application/geo+json"
+    assert r.is_streamed
+    doc = json.loads(r.get_data(as_text=True))
+    assert "crs" not in doc and len(doc["features"]) == len(loaded)
+    assert [f["id"] for f in doc["features"]] == sorted(f["id"] for f in doc["features"])
+
+
+def test_venue_list_filters(client, loaded):
+    doc = client.get("/api/venues?category=park&bbox=116.3,39.8,116.5,40.0").get_json(force=True)
+    for f in doc["features"]:
+        lon, lat = f["geometry"]["coordinates"]
+        assert f["properties"]["category"] == "park"
+        assert 116.3 <= lon <= 116.5 and 39.8 <= lat <= 40.0
+    named = client.get("/api/venues?q=onerror").get_json(force=True)
+    assert [f["id"] for f in named["features"]] == ["xss"]
+
+
+def test_venue_detail_and_404(client, loaded):
+    r = client.get("/api/venues/xss")
+    assert r.status_code == 200
+    assert r.get_json(force=True)["properties"]["name_en"] == "<img src=x onerror=alert(1)>"
+    missing = client.get("/api/venues/nope")
+    assert missing.status_code == 404 and "nope" in missing.get_json()["error"]
+
+
+def test_categories_lists_nine_with_counts(client, loaded):
+    cats = client.get("/api/categories").get_json()["categories"]
+    assert [c["id"] for c in cats][:3] == ["museum", "exhibition_hall", "library"]
+    assert sum(c["count"] for c in cats) == len(loaded)
+
+
+def test_healthz(client):
+    r = client.get("/healthz")
+    assert r.status_code == 200 and r.get_json()["status"] == "ok"
+
+
+def test_healthz_fails_when_database_is_gone(app, client, backend, tmp_path):
+    from voicemap import db
+
+    if backend == "spatialite":
+        (tmp_path / "a-directory.sqlite").mkdir()
+        url = f"sqlite:///{tmp_path / 'a-directory.sqlite'}"
+    else:
+        url = "postgresql+psycopg://postgres@127.0.0.1:1/nowhere"
+    good = app.extensions["voicemap.engine"]
+    app.extensions["voicemap.engine"] = db.make_engine(url)
+    try:
+        r = client.get("/healthz")
+    finally:
+        app.extensions["voicemap.engine"].dispose()
+        app.extensions["voicemap.engine"] = good
+    assert r.status_code == 503 and r.get_json()["status"] == "unavailable"
+
+
+def test_unknown_api_path_is_json_404(client):
+    r = client.get("/api/nothing-here")
+    assert r.status_code == 404 and r.get_json()["error"]
+
+
+def test_wrong_method_is_json_405(client):
+    r = client.post("/api/nearest")
+    assert r.status_code == 405 and "GET" in r.headers["Allow"]

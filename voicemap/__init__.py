@@ -1,0 +1,38 @@
+"""voicemap: a self-hostable voice map of child-friendly venues."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+__version__ = "0.1.0"
+
+# Templates and static files live in web/ beside the package in a checkout; an installed
+# package carries a copy under voicemap/web (see setup.cfg's package data).
+_HERE = Path(__file__).resolve().parent
+WEB_DIR = _HERE.parent / "web" if (_HERE.parent / "web").is_dir() else _HERE / "web"
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the app: defaults, then VOICEMAP_* environment variables, then ``config``."""
+    from . import config as settings
+    from . import db, errors
+    from .http import api
+
+    app = Flask(__name__, instance_relative_config=True,
+                template_folder=str(WEB_DIR / "templates"),
+                static_folder=str(WEB_DIR / "static"))
+    app.config.from_mapping(settings.defaults(app.instance_path))
+    app.config.from_prefixed_env("VOICEMAP")
+    if config:
+        app.config.from_mapping(config)
+    settings.finish(app.config, app.instance_path)
+    app.json.ensure_ascii = False
+    app.json.sort_keys = False
+
+    db.init_app(app)
+    errors.init_app(app)
+    app.register_blueprint(api.bp)
+    return app

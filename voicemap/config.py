@@ -1,0 +1,121 @@
+"""Settings: safe defaults, then ``VOICEMAP_*`` environment variables, then an explicit mapping.
+
+Every setting can be given as an environment variable with the ``VOICEMAP_`` prefix, e.g.
+``VOICEMAP_DATABASE_URL``. Values are parsed as JSON where they look like JSON
+(``VOICEMAP_MAX_UPLOAD_BYTES=1000000`` is an int), as Flask's ``from_prefixed_env`` does.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from .errors import BadRequest
+
+# Beijing Municipality's extent (WGS-84, lon/lat), with a small margin: imports refuse
+# venues outside it, which catches swapped coordinates and points in the wrong city.
+BEIJING_SERVICE_AREA = (115.38, 39.40, 117.53, 41.08)
+
+TILE_PROVIDERS: dict[str, dict[str, Any]] = {
+    "osm": {
+        "url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+        "attribution": '&copy; <a href="https://www.openstreetmap.org/copyright">'
+                       "OpenStreetMap</a> contributors",
+        "datum": "wgs84",
+        "max_zoom": 19,
+        "subdomains": "",
+    },
+    # Gaode/AMap raster tiles are drawn in GCJ-02: markers are shifted to match them.
+    "amap": {
+        "url": "https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1"
+               "&style=8&x={x}&y={y}&z={z}",
+        "attribution": "&copy; 高德地图 AutoNavi",
+        "datum": "gcj02",
+        "max_zoom": 18,
+        "subdomains": "1234",
+    },
+}
+
+
+def defaults(instance_path: str) -> dict[str, Any]:
+    """The settings used when nothing else is given."""
+    instance = Path(instance_path)
+    return {
+        # Empty means the embedded SpatiaLite file in the instance folder.
+        "DATABASE_URL": "",
+        "MEDIA_DIR": str(instance / "media"),
+        "MAX_UPLOAD_BYTES": 25 * 1024 * 1024,
+        "MAX_DURATION_S": 600,
+        "MIN_DURATION_S": 1.0,
+        "SERVICE_AREA": BEIJING_SERVICE_AREA,
+        "TILES": "osm",
+        "TILE_URL": "",  # a custom tile URL template overrides TILES' url
+        "TILE_ATTRIBUTION": "",
+        "TILE_DATUM": "",
+        "PUBLIC_URL": "",  # e.g. https://voicemap.example.org, for QR codes and link previews
+        "SECRET_KEY": "",
+    }
+
+
+def finish(config: dict[str, Any], instance_path: str) -> None:
+    """Fill in derived settings and normalise the types of the ones given as strings."""
+    if not config.get("DATABASE_URL"):
+        config["DATABASE_URL"] = "sqlite:///" + str(Path(instance_path) / "voicemap.sqlite")
+    area = config["SERVICE_AREA"]
+    if isinstance(area, str):
+        area = parse_bbox(area, param="VOICEMAP_SERVICE_AREA")
+    config["SERVICE_AREA"] = tuple(float(v) for v in area)
+    for key in ("MAX_UPLOAD_BYTES", "MAX_DURATION_S"):
+        config[key] = int(config[key])
+    config["MIN_DURATION_S"] = float(config["MIN_DURATION_S"])
+    if config["TILES"] not in TILE_PROVIDERS and not config["TILE_URL"]:
+        raise ValueError(f"VOICEMAP_TILES must be one of {sorted(TILE_PROVIDERS)} "
+                         f"or VOICEMAP_TILE_URL must be set, got {config['TILES']!r}")
+    if not config.get("SECRET_KEY"):
+        config["SECRET_KEY"] = _instance_secret(Path(instance_path))
+    config["MAX_CONTENT_LENGTH"] = config["MAX_UPLOAD_BYTES"] + 1024 * 1024
+
+
+def tiles(config: dict[str, Any]) -> dict[str, Any]:
+    """The tile layer to draw: url, attribution, datum, max zoom, subdomains."""
+    base = dict(TILE_PROVIDERS.get(config["TILES"], TILE_PROVIDERS["osm"]))
+    if config.get("TILE_URL"):
+        base.update(url=config["TILE_URL"], subdomains="abc" if "{s}" in config["TILE_URL"]
+                    else "", attribution=config.get("TILE_ATTRIBUTION") or "")
+    if config.get("TILE_DATUM"):
+        base["datum"] = config["TILE_DATUM"]
+    return base
+
+
+def parse_bbox(text: str, param: str = "bbox") -> tuple[float, float, float, float]:
+    """Parse 'minlon,minlat,maxlon,maxlat' (WGS-84) into a checked tuple."""
+    parts = text.split(",")
+    if len(parts) != 4:
+        raise BadRequest(f"{param} must be minlon,minlat,maxlon,maxlat", param=param)
+    try:
+        minlon, minlat, maxlon, maxlat = (float(p) for p in parts)
+    except ValueError:
+        raise BadRequest(f"{param} must be four numbers: minlon,minlat,maxlon,maxlat",
+                         param=param) from None
+    if not (-180 <= minlon <= maxlon <= 180 and -90 <= minlat <= maxlat <= 90):
+        raise BadRequest(f"{param} is out of range or has min greater than max", param=param)
+    return minlon, minlat, maxlon, maxlat
+
+
+def _instance_secret(instance: Path) -> str:
+    # Several worker processes must share one key, so it lives in a file, made once.
+    path = instance / "secret_key"
+    if not path.exists():
+        instance.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(secrets.token_hex(32))
+        os.chmod(tmp, 0o600)
+        try:
+            os.link(tmp, path)  # atomic: the first worker's key wins
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text().strip()

@@ -1,0 +1,150 @@
+"""Engines and sessions for both backends, SpatiaLite loading, schema creation.
+
+One engine per app; one SQLAlchemy ``Session`` per request (``get_session``), closed at
+teardown. The embedded default is a SpatiaLite file; a ``postgresql+psycopg://`` URL selects
+PostGIS.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import ModuleType
+
+import click
+
+# mod_spatialite is loaded by SQLite with RTLD_GLOBAL and drags in the system's GEOS, PROJ
+# and SQLite; shapely, pyproj and pyogrio wheels carry their own copies. Loading the wheels
+# first binds their symbols to their own libraries; the other order crashes the process the
+# first time shapely or GDAL is used ("WKB output dimension", free(): invalid pointer).
+import pyogrio  # noqa: F401, I001
+import pyproj  # noqa: F401
+import shapely  # noqa: F401
+from flask import Flask, current_app, g
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from . import backends, models
+
+# Where SpatiaLite lives: the loader name works wherever the library is on the linker path
+# (Debian/Ubuntu: libsqlite3-mod-spatialite; Homebrew: libspatialite). Override with the
+# variable GeoAlchemy2 also reads.
+SPATIALITE_LIBRARY = os.environ.get("SPATIALITE_LIBRARY_PATH", "mod_spatialite")
+
+
+class SpatialiteUnavailable(RuntimeError):
+    """No sqlite3 binding that can load extensions, or no mod_spatialite to load."""
+
+
+def sqlite_dbapi() -> ModuleType:
+    """A DB-API sqlite module that can load extensions.
+
+    The standard library's works when Python was built with loadable extensions (Debian's and
+    most distributions' Pythons); pyenv's and python.org's macOS builds are not, and there the
+    ``pysqlite3`` module (the ``pysqlite3-binary`` wheel on Linux x86-64) stands in.
+    """
+    if hasattr(sqlite3.Connection, "enable_load_extension"):
+        return sqlite3
+    try:
+        from pysqlite3 import dbapi2
+    except ImportError:
+        raise SpatialiteUnavailable(
+            "This Python's sqlite3 module cannot load extensions, so SpatiaLite cannot be used, "
+            "and the pysqlite3 module is not installed. Install 'pysqlite3-binary' "
+            "(Linux x86-64) or 'pysqlite3' (builds from source), use a Python built with "
+            "--enable-loadable-sqlite-extensions, or set VOICEMAP_DATABASE_URL to a PostGIS "
+            "database."
+        ) from None
+    return dbapi2
+
+
+def _on_sqlite_connect(dbapi_conn, _record) -> None:
+    # Let SQLAlchemy, not the driver, decide where transactions begin (see the "begin"
+    # listener), so that an import is really one transaction.
+    dbapi_conn.isolation_level = None
+    try:
+        dbapi_conn.enable_load_extension(True)
+        dbapi_conn.load_extension(SPATIALITE_LIBRARY)
+        dbapi_conn.enable_load_extension(False)
+    except Exception as exc:
+        raise SpatialiteUnavailable(
+            f"Could not load SpatiaLite ({SPATIALITE_LIBRARY!r}): {exc}. On Debian/Ubuntu "
+            "install libsqlite3-mod-spatialite (scripts/run does), or set "
+            "SPATIALITE_LIBRARY_PATH to the library's path."
+        ) from exc
+    for pragma in ("foreign_keys = ON", "journal_mode = WAL", "synchronous = NORMAL",
+                   "busy_timeout = 10000"):
+        dbapi_conn.execute("PRAGMA " + pragma)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``: SpatiaLite for sqlite URLs, PostGIS for postgresql ones."""
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite":
+        if u.database and u.database != ":memory:":
+            Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(u, module=sqlite_dbapi())
+        event.listen(engine, "connect", _on_sqlite_connect)
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        return engine
+    if u.get_backend_name() == "postgresql":
+        if u.drivername == "postgresql":
+            u = u.set(drivername="postgresql+psycopg")
+        return create_engine(u, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    raise ValueError(f"unsupported database URL {url!r}: use sqlite:///PATH or "
+                     "postgresql+psycopg://...")
+
+
+def init_schema(engine: Engine) -> None:
+    """Create the spatial extension's metadata and the tables, if missing (idempotent)."""
+    backend = backends.select(engine)
+    with engine.begin() as conn:
+        backend.setup(conn)
+    models.Base.metadata.create_all(engine)
+    with engine.begin() as conn:
+        backend.create_spatial_index(conn)
+
+
+# --- Flask integration -------------------------------------------------------------------
+
+
+def engine() -> Engine:
+    """The current app's engine."""
+    return current_app.extensions["voicemap.engine"]
+
+
+def get_session() -> Session:
+    """The request's session, opened on first use."""
+    if "db_session" not in g:
+        g.db_session = Session(engine(), expire_on_commit=False)
+    return g.db_session
+
+
+@contextmanager
+def session_scope(eng: Engine | None = None) -> Iterator[Session]:
+    """A session outside a request (CLI, scripts): committed on success, rolled back on error."""
+    with Session(eng or engine(), expire_on_commit=False) as session, session.begin():
+        yield session
+
+
+def _close_session(_exc: BaseException | None) -> None:
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.close()
+
+
+@click.command("init-db")
+def init_db_command() -> None:
+    """Create the database schema (and the spatial metadata) if it is missing."""
+    init_schema(engine())
+    click.echo(f"Schema ready in {engine().url.render_as_string(hide_password=True)}")
+
+
+def init_app(app: Flask) -> None:
+    """Create the app's engine and register session teardown."""
+    app.extensions["voicemap.engine"] = make_engine(app.config["DATABASE_URL"])
+    app.teardown_appcontext(_close_session)

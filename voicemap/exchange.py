@@ -1,0 +1,364 @@
+"""Reading and writing registry files, with a validation report for every feature.
+
+Pure: paths and dicts in, records and problems out; no database. GeoJSON is read and
+written directly (streamed on output); GeoPackage, Shapefile and anything else GDAL reads
+go through geopandas/pyogrio, and CSV through pandas with lon/lat columns. All records are
+WGS-84 longitude/latitude.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import categories, geo
+from .errors import BadRequest
+from .models import VENUE_BOOL_FIELDS, VENUE_FIELDS, VENUE_INT_FIELDS, VENUE_TEXT_FIELDS
+
+FORMATS = ("geojson", "gpkg", "csv", "shp")
+SUFFIXES = {"geojson": ".geojson", "gpkg": ".gpkg", "csv": ".csv", "shp": ".shp"}
+ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+REQUIRED = ("name_zh", "name_en", "category")
+MAX_TEXT = 2000
+# Shapefile field names stop at 10 characters: these are written and read back.
+SHAPEFILE_NAMES = {"opening_hours": "hours", "stroller_friendly": "stroller",
+                   "baby_care_room": "baby_care", "description_zh": "desc_zh",
+                   "description_en": "desc_en"}
+FROM_SHAPEFILE = {v: k for k, v in SHAPEFILE_NAMES.items()}
+LON_NAMES = ("lon", "lng", "longitude", "x")
+LAT_NAMES = ("lat", "latitude", "y")
+_CRS84 = {"urn:ogc:def:crs:OGC:1.3:CRS84", "urn:ogc:def:crs:OGC::CRS84",
+          "urn:ogc:def:crs:EPSG::4326", "EPSG:4326"}
+_TRUE = {"true", "t", "yes", "y", "1"}
+_FALSE = {"false", "f", "no", "n", "0"}
+
+
+@dataclass
+class Problem:
+    """One invalid feature: where it is in the file, its id if any, and why."""
+
+    index: int
+    id: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"feature {self.index}" + (f" ({self.id})" if self.id else "")
+        return f"{where}: {self.reason}"
+
+
+@dataclass
+class Checked:
+    """The valid records of a file, and the problems of the invalid ones."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    total: int = 0
+
+
+# --- reading -----------------------------------------------------------------------------
+
+
+def read(path: str | Path) -> list[dict[str, Any]]:
+    """Raw features of a registry file as GeoJSON-like dicts (``id``, ``properties``, ``geometry``).
+
+    :raises BadRequest: the file cannot be read at all (not a file, unknown format, bad JSON).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise BadRequest(f"no such file: {path}")
+    suffix = path.suffix.lower()
+    if suffix in (".geojson", ".json"):
+        return _read_geojson(path)
+    if suffix == ".csv":
+        return _read_csv(path)
+    return _read_gdal(path)
+
+
+def _read_geojson(path: Path) -> list[dict[str, Any]]:
+    try:
+        with path.open("rb") as fh:
+            doc = json.load(fh)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(f"{path.name} is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("type") not in ("FeatureCollection", "Feature"):
+        raise BadRequest(f"{path.name} is not a GeoJSON FeatureCollection")
+    crs = doc.get("crs")
+    if crs is not None:  # pre-RFC 7946 files; only a WGS-84 lon/lat one is acceptable
+        name = (crs.get("properties") or {}).get("name") if isinstance(crs, dict) else None
+        if name not in _CRS84:
+            raise BadRequest(f"{path.name} declares crs {name!r}; GeoJSON must be WGS-84 "
+                             "longitude/latitude (RFC 7946)")
+    features = doc.get("features") if doc["type"] == "FeatureCollection" else [doc]
+    if not isinstance(features, list):
+        raise BadRequest(f"{path.name}: 'features' must be an array")
+    return features
+
+
+def _read_csv(path: Path) -> list[dict[str, Any]]:
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise BadRequest(f"{path.name} is not a readable UTF-8 CSV file: {exc}") from None
+    cols = {c.lower(): c for c in df.columns}
+    lon_col = next((cols[n] for n in LON_NAMES if n in cols), None)
+    lat_col = next((cols[n] for n in LAT_NAMES if n in cols), None)
+    if lon_col is None or lat_col is None:
+        raise BadRequest(f"{path.name} needs longitude and latitude columns "
+                         f"(one of {LON_NAMES} and one of {LAT_NAMES})")
+    features = []
+    for row in df.to_dict("records"):
+        lon, lat = row.pop(lon_col), row.pop(lat_col)
+        props = {k: (None if v == "" else v) for k, v in row.items()}
+        geometry = {"type": "Point", "coordinates": [_number(lon), _number(lat)]}
+        features.append({"type": "Feature", "properties": props, "geometry": geometry})
+    return features
+
+
+def _read_gdal(path: Path) -> list[dict[str, Any]]:
+    import geopandas as gpd
+    import pyogrio.errors
+
+    try:
+        gdf = gpd.read_file(path, engine="pyogrio")
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
+        raise BadRequest(f"{path.name} cannot be read as a GIS file: {exc}") from None
+    if gdf.crs is not None and gdf.crs.to_epsg() != 4326:
+        gdf = gdf.to_crs(4326)
+    doc = json.loads(gdf.to_json(na="null", drop_id=True))
+    for feature in doc["features"]:
+        props = feature["properties"]
+        for short, full in FROM_SHAPEFILE.items():
+            if short in props and full not in props:
+                props[full] = props.pop(short)
+    return doc["features"]
+
+
+def _number(value: Any) -> Any:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return value
+
+
+# --- validation --------------------------------------------------------------------------
+
+
+def check(features: list[dict[str, Any]], service_area: tuple[float, float, float, float],
+          datum: str = "wgs84") -> Checked:
+    """Validate every feature; valid ones become flat records (``id``, fields, ``lon``, ``lat``).
+
+    ``datum`` says what the file's coordinates are; GCJ-02 ones are converted to WGS-84
+    before the service-area check.
+    """
+    if datum not in geo.DATUMS:
+        raise BadRequest(f"unknown datum {datum!r}; use one of {', '.join(geo.DATUMS)}")
+    out = Checked(total=len(features))
+    seen: set[str] = set()
+    for index, feature in enumerate(features):
+        try:
+            record = _check_one(feature, service_area, datum)
+        except _Invalid as bad:
+            out.problems.append(Problem(index, bad.id, bad.reason))
+            continue
+        if record["id"] in seen:
+            out.problems.append(Problem(index, record["id"], "duplicate id in this file"))
+            continue
+        seen.add(record["id"])
+        out.records.append(record)
+    return out
+
+
+class _Invalid(Exception):
+    def __init__(self, reason: str, id_: str | None = None) -> None:
+        self.reason, self.id = reason, id_
+
+
+def _check_one(feature: Any, area: tuple[float, float, float, float], datum: str
+               ) -> dict[str, Any]:
+    if not isinstance(feature, dict) or feature.get("type") != "Feature":
+        raise _Invalid("not a GeoJSON Feature")
+    props = feature.get("properties") or {}
+    if not isinstance(props, dict):
+        raise _Invalid("properties must be an object")
+    raw_id = props.get("id", feature.get("id"))
+    vid = raw_id.strip() if isinstance(raw_id, str) else None
+    if not vid or not ID_PATTERN.match(vid):
+        raise _Invalid(f"id must be a slug of lowercase letters, digits and hyphens "
+                       f"(at most 64), got {raw_id!r}", vid)
+    record: dict[str, Any] = {"id": vid}
+    for name in VENUE_FIELDS:
+        try:
+            record[name] = _coerce(name, props.get(name))
+        except ValueError as exc:
+            raise _Invalid(f"{name}: {exc}", vid) from None
+    for name in REQUIRED:
+        if not record[name]:
+            raise _Invalid(f"{name} is required", vid)
+    if categories.get(record["category"]) is None:
+        raise _Invalid(f"unknown category {record['category']!r}; use one of "
+                       f"{', '.join(categories.IDS)}", vid)
+    if (record["min_age"] is not None and record["max_age"] is not None
+            and record["min_age"] > record["max_age"]):
+        raise _Invalid("min_age is greater than max_age", vid)
+    if record["website"] and not re.match(r"^https?://[^\s<>\"']+$", record["website"]):
+        raise _Invalid("website must be an http(s) URL", vid)
+    record["lon"], record["lat"] = _point(feature.get("geometry"), vid, area, datum)
+    return record
+
+
+def _point(geometry: Any, vid: str, area: tuple[float, float, float, float], datum: str
+           ) -> tuple[float, float]:
+    if not isinstance(geometry, dict) or geometry.get("type") != "Point":
+        kind = geometry.get("type") if isinstance(geometry, dict) else geometry
+        raise _Invalid(f"geometry must be a Point, got {kind!r}", vid)
+    coords = geometry.get("coordinates")
+    if (not isinstance(coords, list | tuple) or len(coords) < 2
+            or not all(isinstance(c, int | float) and not isinstance(c, bool)
+                       for c in coords[:2])):
+        raise _Invalid("Point coordinates must be [longitude, latitude] numbers", vid)
+    lon, lat = float(coords[0]), float(coords[1])
+    if not (math.isfinite(lon) and math.isfinite(lat) and -180 <= lon <= 180
+            and -90 <= lat <= 90):
+        raise _Invalid(f"coordinates out of range: [{lon}, {lat}]", vid)
+    lon, lat = geo.to_wgs84(lon, lat, datum)
+    minlon, minlat, maxlon, maxlat = area
+    if not (minlon <= lon <= maxlon and minlat <= lat <= maxlat):
+        hint = " (swapped latitude and longitude?)" if minlon <= lat <= maxlon else ""
+        raise _Invalid(f"[{lon:.6f}, {lat:.6f}] is outside the service area "
+                       f"{list(area)}{hint}", vid)
+    # Seven decimals is about a centimetre: exports then re-import to the same values.
+    return round(lon, 7), round(lat, 7)
+
+
+def _coerce(name: str, value: Any) -> Any:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, str):
+        value = value.strip()
+        if value == "":
+            return None
+    if name in VENUE_TEXT_FIELDS:
+        if not isinstance(value, str):
+            raise ValueError(f"must be text, got {value!r}")
+        if len(value) > MAX_TEXT:
+            raise ValueError(f"longer than {MAX_TEXT} characters")
+        return value
+    if name in VENUE_INT_FIELDS:
+        if isinstance(value, bool):
+            raise ValueError(f"must be a whole number, got {value!r}")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"must be a whole number, got {value!r}") from None
+        if not number.is_integer() or not 0 <= number <= 120:
+            raise ValueError(f"must be a whole number of years from 0 to 120, got {value!r}")
+        return int(number)
+    if name in VENUE_BOOL_FIELDS:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int | float) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
+            return value.lower() in _TRUE
+        raise ValueError(f"must be true or false, got {value!r}")
+    raise AssertionError(name)
+
+
+# --- writing -----------------------------------------------------------------------------
+
+
+def write_geojson(features: Iterable[str], out) -> int:
+    """Write Feature texts as one RFC 7946 FeatureCollection to a text stream; return count."""
+    n = 0
+    out.write('{"type": "FeatureCollection", "features": [\n')
+    for text in features:
+        out.write(text if n == 0 else ",\n" + text)
+        n += 1
+    out.write("\n]}\n")
+    return n
+
+
+def collection_chunks(features: Iterable[str], batch: int = 500) -> Iterator[str]:
+    """The same FeatureCollection as ``write_geojson``, as a stream of text chunks."""
+    yield '{"type": "FeatureCollection", "features": [\n'
+    chunk: list[str] = []
+    first = True
+    for text in features:
+        chunk.append(text)
+        if len(chunk) >= batch:
+            yield ("" if first else ",\n") + ",\n".join(chunk)
+            first, chunk = False, []
+    if chunk:
+        yield ("" if first else ",\n") + ",\n".join(chunk)
+    yield "\n]}\n"
+
+
+def write(features: Iterable[str], path: str | Path, fmt: str) -> int:
+    """Write Feature texts to ``path`` in ``fmt`` atomically (temp file, then rename).
+
+    GeoJSON is streamed; other formats go through geopandas. Returns the feature count.
+    """
+    if fmt not in FORMATS:
+        raise BadRequest(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "geojson":
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".export-", suffix=".geojson")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                n = write_geojson(features, out)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return n
+    return _write_gdal([json.loads(f) for f in features], path, fmt)
+
+
+def _write_gdal(features: list[dict[str, Any]], path: Path, fmt: str) -> int:
+    import geopandas as gpd
+    import pandas as pd
+    from shapely.geometry import Point
+
+    columns = ["id", *VENUE_FIELDS]
+    rows = [{k: f["properties"].get(k) for k in columns} for f in features]
+    df = pd.DataFrame(rows, columns=columns)
+    for name in VENUE_INT_FIELDS:
+        df[name] = df[name].astype("Int64")
+    for name in VENUE_BOOL_FIELDS:
+        df[name] = df[name].astype("boolean")
+    lons = [f["geometry"]["coordinates"][0] for f in features]
+    lats = [f["geometry"]["coordinates"][1] for f in features]
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".export-") as tmpdir:
+        tmp = Path(tmpdir) / path.name
+        if fmt == "csv":
+            df.insert(1, "lon", lons)
+            df.insert(2, "lat", lats)
+            df.to_csv(tmp, index=False, float_format="%.7f")
+        else:
+            if fmt == "shp":
+                df = df.rename(columns=SHAPEFILE_NAMES)
+                for name in VENUE_BOOL_FIELDS:  # Shapefiles have no nullable boolean
+                    short = SHAPEFILE_NAMES.get(name, name)
+                    df[short] = df[short].astype("Int64")
+            geometry = [Point(x, y) for x, y in zip(lons, lats, strict=True)]
+            gdf = gpd.GeoDataFrame(df, geometry=geometry, crs="EPSG:4326")
+            driver = {"gpkg": "GPKG", "shp": "ESRI Shapefile"}[fmt]
+            options = {"ENCODING": "UTF-8"} if fmt == "shp" else {}
+            gdf.to_file(tmp, driver=driver, engine="pyogrio", layer="venues"
+                        if fmt == "gpkg" else None, **options)
+        # Move every file the driver wrote (a Shapefile is several) next to the target.
+        for part in Path(tmpdir).iterdir():
+            os.replace(part, path.parent / (path.stem + part.suffix))
+    return len(features)

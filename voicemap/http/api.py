@@ -1,0 +1,104 @@
+"""The JSON/GeoJSON API: venues, nearest, categories, health."""
+
+from __future__ import annotations
+
+import math
+
+from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
+from sqlalchemy import text
+
+from .. import config, db, exchange, venues
+from ..errors import BadRequest
+
+bp = Blueprint("api", __name__)
+
+GEOJSON = "application/geo+json"
+
+
+def number(name: str, *, required: bool = False, default: float | None = None) -> float | None:
+    """A finite float query parameter, or BadRequest naming it."""
+    raw = request.args.get(name)
+    if raw is None or raw.strip() == "":
+        if required:
+            raise BadRequest(f"{name} is required", param=name)
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be a number, got {raw!r}", param=name) from None
+    if not math.isfinite(value):
+        raise BadRequest(f"{name} must be a finite number, got {raw!r}", param=name)
+    return value
+
+
+def integer(name: str, default: int) -> int:
+    """An integer query parameter, or BadRequest naming it."""
+    raw = request.args.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be a whole number, got {raw!r}", param=name) from None
+
+
+def datum() -> str:
+    """The datum of the request's coordinates: ``crs=wgs84`` (default) or ``crs=gcj02``."""
+    value = request.args.get("crs", "wgs84").lower()
+    if value not in ("wgs84", "gcj02"):
+        raise BadRequest(f"crs must be wgs84 or gcj02, got {value!r}", param="crs")
+    return value
+
+
+def geojson(body: str, status: int = 200) -> Response:
+    return Response(body, status=status, mimetype=GEOJSON)
+
+
+@bp.get("/api/nearest")
+def nearest():
+    features = venues.nearest(
+        db.get_session(), number("lon", required=True), number("lat", required=True),
+        k=integer("k", 5), category=request.args.getlist("category"),
+        max_distance_m=number("max_distance_m"), datum=datum())
+    return geojson(venues.feature_collection(features))
+
+
+@bp.get("/api/venues")
+def venue_list():
+    bbox = request.args.get("bbox")
+    box = config.parse_bbox(bbox) if bbox else None
+    if box is not None and datum() == "gcj02":
+        from ..geo import gcj02_to_wgs84
+
+        box = (*gcj02_to_wgs84(box[0], box[1]), *gcj02_to_wgs84(box[2], box[3]))
+    cats = venues.check_categories(request.args.getlist("category"))
+    q = request.args.get("q")
+    engine = db.engine()
+
+    def stream():
+        # A connection of its own, held only while the response streams.
+        with engine.connect() as conn:
+            yield from exchange.collection_chunks(
+                venues.iter_features(conn, category=cats, bbox=box, q=q))
+
+    return Response(stream_with_context(stream()), mimetype=GEOJSON)
+
+
+@bp.get("/api/venues/<venue_id>")
+def venue_detail(venue_id: str):
+    return geojson(venues.get_feature(db.get_session(), venue_id))
+
+
+@bp.get("/api/categories")
+def category_list():
+    return jsonify(categories=venues.category_counts(db.get_session()))
+
+
+@bp.get("/healthz")
+def healthz():
+    try:
+        db.get_session().execute(text("SELECT 1"))
+    except Exception as exc:  # the point is to answer, whatever the failure
+        current_app.logger.warning("health check failed: %s", exc)
+        return jsonify(status="unavailable", error="database unreachable"), 503
+    return jsonify(status="ok")

@@ -1,0 +1,117 @@
+"""The tables: venues, clips, managers (SQLAlchemy 2 typed mappings, GeoAlchemy2 geometry)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+# Properties a venue carries, in the order exports write them. ``id`` and the geometry are
+# handled apart. Kept here so that import, export and the JSON built in SQL agree.
+VENUE_TEXT_FIELDS = ("name_zh", "name_en", "category", "district", "address_zh", "address_en",
+                     "website", "opening_hours", "description_zh", "description_en")
+VENUE_INT_FIELDS = ("min_age", "max_age")
+VENUE_BOOL_FIELDS = ("step_free", "stroller_friendly", "baby_care_room")
+VENUE_FIELDS = VENUE_TEXT_FIELDS + VENUE_INT_FIELDS + VENUE_BOOL_FIELDS
+
+
+class Venue(Base):
+    __tablename__ = "venues"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name_zh: Mapped[str] = mapped_column(Text)
+    name_en: Mapped[str] = mapped_column(Text)
+    category: Mapped[str] = mapped_column(String(32), index=True)
+    district: Mapped[str | None] = mapped_column(String(32))
+    address_zh: Mapped[str | None] = mapped_column(Text)
+    address_en: Mapped[str | None] = mapped_column(Text)
+    website: Mapped[str | None] = mapped_column(Text)
+    opening_hours: Mapped[str | None] = mapped_column(Text)
+    description_zh: Mapped[str | None] = mapped_column(Text)
+    description_en: Mapped[str | None] = mapped_column(Text)
+    min_age: Mapped[int | None] = mapped_column(Integer)
+    max_age: Mapped[int | None] = mapped_column(Integer)
+    step_free: Mapped[bool | None] = mapped_column(Boolean)
+    stroller_friendly: Mapped[bool | None] = mapped_column(Boolean)
+    baby_care_room: Mapped[bool | None] = mapped_column(Boolean)
+    # WGS-84 point. Its spatial index (GiST on PostGIS, R*Tree on SpatiaLite) is made by
+    # ``backends.*.create_spatial_index``: GeoAlchemy2's automatic index is lost when one
+    # process creates the tables on both backends, as the test suite does.
+    geom = mapped_column(Geometry("POINT", srid=4326, spatial_index=False), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    clips: Mapped[list[Clip]] = relationship(back_populates="venue")
+
+
+manager_venues = Table(
+    "manager_venues",
+    Base.metadata,
+    Column("manager_id", ForeignKey("managers.id", ondelete="CASCADE"), primary_key=True),
+    Column("venue_id", ForeignKey("venues.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Manager(Base):
+    __tablename__ = "managers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(80))
+    # SHA-256 of the bearer token; the token itself is shown once and never stored.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    venues: Mapped[list[Venue]] = relationship(secondary=manager_venues)
+
+
+class Clip(Base):
+    __tablename__ = "clips"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    venue_id: Mapped[str] = mapped_column(ForeignKey("venues.id"), index=True)
+    lang: Mapped[str] = mapped_column(String(16))
+    # Only a first name and an age: never a full name, school or contact.
+    narrator_name: Mapped[str] = mapped_column(String(40))
+    narrator_age: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str | None] = mapped_column(Text)
+    transcript: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    reject_reason: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    loudness_lufs: Mapped[float] = mapped_column(Float)
+    true_peak_dbtp: Mapped[float] = mapped_column(Float)
+    peaks: Mapped[str] = mapped_column(Text)  # JSON array of 0..1 floats
+    audio_sha256: Mapped[str] = mapped_column(String(64), index=True)  # published MP3
+    original_sha256: Mapped[str] = mapped_column(String(64), index=True)  # private archive
+    original_format: Mapped[str] = mapped_column(String(32))
+    uploaded_by: Mapped[int | None] = mapped_column(ForeignKey("managers.id",
+                                                               ondelete="SET NULL"))
+    uploaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    consent_by: Mapped[str] = mapped_column(Text)
+    consent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reviewed_by: Mapped[int | None] = mapped_column(ForeignKey("managers.id",
+                                                               ondelete="SET NULL"))
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    venue: Mapped[Venue] = relationship(back_populates="clips")

@@ -1,0 +1,231 @@
+"""Registry queries: nearest-k, search and bounding box, one venue, counts, upsert, import."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from geoalchemy2 import WKTElement
+from sqlalchemy import Connection, bindparam, func, insert, select, text, update
+from sqlalchemy.orm import Session
+
+from . import backends, categories, exchange, geo
+from .errors import BadRequest, ImportRejected, NotFound
+from .models import VENUE_FIELDS, Clip, Venue, utcnow
+
+MAX_K = 100
+
+# Published clips per venue, added to every venue Feature the registry returns; narrator
+# details never leave through this path.
+CLIP_COUNT = ("clip_count", "(SELECT count(*) FROM clips c WHERE c.venue_id = v.id "
+                            "AND c.status = 'published')")
+EXTRA = (CLIP_COUNT,)
+
+
+def check_categories(values: Iterable[str] | None) -> list[str] | None:
+    """The category ids given, checked; None or empty means all."""
+    if not values:
+        return None
+    out = []
+    for value in values:
+        for part in value.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if categories.get(part) is None:
+                raise BadRequest(f"unknown category {part!r}; use one of "
+                                 f"{', '.join(categories.IDS)}", param="category")
+            out.append(part)
+    return out or None
+
+
+def nearest(session: Session | Connection, lon: float, lat: float, *, k: int = 5,
+            category: Iterable[str] | None = None, max_distance_m: float | None = None,
+            datum: str = "wgs84") -> list[str]:
+    """GeoJSON Feature texts of the k nearest venues by geodesic distance, nearest first.
+
+    The query point is in ``datum`` (WGS-84 or GCJ-02); results are always WGS-84, each
+    with ``properties.distance_m`` (metres on the WGS-84 ellipsoid, to 0.1 m).
+    """
+    geo.check_lon_lat(lon, lat)
+    if not 1 <= k <= MAX_K:
+        raise BadRequest(f"k must be between 1 and {MAX_K}, got {k}", param="k")
+    if max_distance_m is not None and not (math.isfinite(max_distance_m)
+                                           and max_distance_m > 0):
+        raise BadRequest("max_distance_m must be a positive number of metres",
+                         param="max_distance_m")
+    cats = check_categories(category)
+    lon, lat = geo.to_wgs84(lon, lat, datum)
+    conn = _connection(session)
+    return backends.select(conn).nearest(conn, lon, lat, k, cats, max_distance_m, EXTRA)
+
+
+def iter_features(conn: Connection, *, category: Iterable[str] | None = None,
+                  bbox: tuple[float, float, float, float] | None = None, q: str | None = None,
+                  ids: Iterable[str] | None = None, batch: int = 2000) -> Iterator[str]:
+    """Stream GeoJSON Feature texts of the venues that match, ordered by id.
+
+    Rows come from a server-side cursor in batches, so memory stays flat however many
+    venues there are.
+    """
+    backend = backends.select(conn)
+    where, params, binds = ["true"], {}, []
+    cats = check_categories(category)
+    if cats:
+        where.append("v.category IN :cats")
+        params["cats"] = cats
+        binds.append(bindparam("cats", expanding=True))
+    if bbox is not None:
+        where.append(backend.bbox_sql("v"))
+        params.update(zip(("minlon", "minlat", "maxlon", "maxlat"), bbox, strict=True))
+    if q:
+        escaped = q.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        where.append("(lower(v.name_zh) LIKE :q ESCAPE '\\' OR lower(v.name_en) LIKE :q "
+                     "ESCAPE '\\' OR lower(v.id) LIKE :q ESCAPE '\\')")
+        params["q"] = f"%{escaped}%"
+    if ids is not None:
+        where.append("v.id IN :ids")
+        params["ids"] = list(ids)
+        binds.append(bindparam("ids", expanding=True))
+    stmt = text(f"SELECT {backend.feature_sql('v', EXTRA)} FROM venues v "
+                f"WHERE {' AND '.join(where)} ORDER BY v.id").bindparams(*binds)
+    result = conn.execution_options(stream_results=True, yield_per=batch).execute(stmt, params)
+    for partition in result.partitions():
+        for (feature,) in partition:
+            yield feature
+
+
+def get_feature(session: Session | Connection, venue_id: str) -> str:
+    """One venue as GeoJSON Feature text.
+
+    :raises NotFound: no venue has this id.
+    """
+    found = list(iter_features(_connection(session), ids=[venue_id]))
+    if not found:
+        raise NotFound(f"no venue with id {venue_id!r}")
+    return found[0]
+
+
+def get(session: Session, venue_id: str) -> Venue:
+    """The venue row, or NotFound."""
+    venue = session.get(Venue, venue_id)
+    if venue is None:
+        raise NotFound(f"no venue with id {venue_id!r}")
+    return venue
+
+
+def category_counts(session: Session) -> list[dict[str, Any]]:
+    """Every category with its labels, colour, venue count and voiced-venue count."""
+    counts = dict(session.execute(select(Venue.category, func.count()).group_by(Venue.category))
+                  .all())
+    voiced = dict(session.execute(
+        select(Venue.category, func.count(func.distinct(Venue.id)))
+        .join(Clip, Clip.venue_id == Venue.id).where(Clip.status == "published")
+        .group_by(Venue.category)).all())
+    return [{**c.to_dict(), "count": counts.get(c.id, 0), "voiced": voiced.get(c.id, 0)}
+            for c in categories.CATEGORIES]
+
+
+def count(session: Session) -> int:
+    """How many venues the registry holds."""
+    return session.execute(select(func.count()).select_from(Venue)).scalar_one()
+
+
+# --- writing -----------------------------------------------------------------------------
+
+
+@dataclass
+class ImportReport:
+    """What an import did: counts, and the problems of the features it refused."""
+
+    total: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    problems: list[exchange.Problem] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"total": self.total, "inserted": self.inserted, "updated": self.updated,
+                "unchanged": self.unchanged, "skipped": self.skipped,
+                "problems": [p.__dict__ for p in self.problems]}
+
+
+def upsert(session: Session, records: list[dict[str, Any]], report: ImportReport | None = None
+           ) -> ImportReport:
+    """Insert new venues and update changed ones by id, in the caller's transaction.
+
+    Unchanged venues are left alone (their ``updated_at`` too), so re-importing a file is a
+    no-op.
+    """
+    report = report or ImportReport(total=len(records))
+    existing: dict[str, dict[str, Any]] = {}
+    ids = [r["id"] for r in records]
+    for start in range(0, len(ids), 5000):
+        chunk = ids[start:start + 5000]
+        rows = session.execute(
+            select(Venue.id, *[getattr(Venue, f) for f in VENUE_FIELDS],
+                   func.ST_X(Venue.geom), func.ST_Y(Venue.geom)).where(Venue.id.in_(chunk)))
+        for row in rows:
+            values = dict(zip(("id", *VENUE_FIELDS, "lon", "lat"), row, strict=True))
+            existing[values["id"]] = values
+    now = utcnow()
+    inserts, updates = [], []
+    for record in records:
+        old = existing.get(record["id"])
+        if old is not None and _same(old, record):
+            report.unchanged += 1
+            continue
+        row = {f: record.get(f) for f in VENUE_FIELDS}
+        row.update(id=record["id"], updated_at=now,
+                   geom=WKTElement(f"POINT({record['lon']!r} {record['lat']!r})", srid=4326))
+        (updates if old is not None else inserts).append(row)
+    for start in range(0, len(inserts), 5000):
+        session.execute(insert(Venue), inserts[start:start + 5000])
+    for row in updates:
+        session.execute(update(Venue).where(Venue.id == row["id"]).values(**row))
+    report.inserted += len(inserts)
+    report.updated += len(updates)
+    return report
+
+
+def _same(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    if any(old[f] != new.get(f) for f in VENUE_FIELDS):
+        return False
+    return abs(old["lon"] - new["lon"]) < 5e-8 and abs(old["lat"] - new["lat"]) < 5e-8
+
+
+def import_path(session: Session, path: str | Path, *, datum: str = "wgs84",
+                skip_invalid: bool = False,
+                service_area: tuple[float, float, float, float]) -> ImportReport:
+    """Read, validate and upsert a registry file in the session's transaction.
+
+    :raises ImportRejected: some features are invalid and ``skip_invalid`` is false; nothing
+        is written then.
+    """
+    checked = exchange.check(exchange.read(path), service_area, datum)
+    report = ImportReport(total=checked.total, skipped=len(checked.problems),
+                          problems=checked.problems)
+    if checked.problems and not skip_invalid:
+        raise ImportRejected(
+            f"{len(checked.problems)} of {checked.total} features are invalid; nothing was "
+            "imported", problems=[p.__dict__ for p in checked.problems])
+    return upsert(session, checked.records, report)
+
+
+def feature_collection(features: Iterable[str]) -> str:
+    """Feature texts joined into one FeatureCollection text."""
+    return '{"type": "FeatureCollection", "features": [' + ",".join(features) + "]}"
+
+
+def parse(features: Iterable[str]) -> list[dict[str, Any]]:
+    """Feature texts as dicts (for callers that want Python objects, such as the CLI)."""
+    return [json.loads(f) for f in features]
+
+
+def _connection(session: Session | Connection) -> Connection:
+    return session.connection() if isinstance(session, Session) else session
