@@ -19,7 +19,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the app: defaults, then VOICEMAP_* environment variables, then ``config``."""
     from . import config as settings
     from . import db, errors
-    from .http import api
+    from .http import api, pages
 
     app = Flask(__name__, instance_relative_config=True,
                 template_folder=str(WEB_DIR / "templates"),
@@ -35,4 +35,5 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     errors.init_app(app)
     app.register_blueprint(api.bp)
+    app.register_blueprint(pages.bp)
     return app

@@ -94,6 +94,14 @@ def category_list():
     return jsonify(categories=venues.category_counts(db.get_session()))
 
 
+@bp.get("/api/version")
+def version():
+    # Touches no database: the benchmarks' yardstick for the server's own overhead.
+    from .. import __version__
+
+    return jsonify(name="voicemap", version=__version__)
+
+
 @bp.get("/healthz")
 def healthz():
     try:
