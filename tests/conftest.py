@@ -8,6 +8,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from flask.testing import FlaskClient
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -75,8 +76,17 @@ def app(database_url, tmp_path):
     app.extensions["voicemap.engine"].dispose()
 
 
+class BufferedClient(FlaskClient):
+    """Reads every response whole and closes it (file responses hold files open otherwise);
+    pass buffered=False to see a streamed response as it is."""
+
+    def open(self, *args, buffered: bool = True, **kwargs):
+        return super().open(*args, buffered=buffered, **kwargs)
+
+
 @pytest.fixture
 def client(app):
+    app.test_client_class = BufferedClient
     return app.test_client()
 
 

@@ -54,3 +54,49 @@ def load(app, features: list[dict[str, Any]]) -> None:
     assert not checked.problems, checked.problems
     with app.app_context(), db.session_scope() as session:
         venues.upsert(session, checked.records)
+
+
+# --- audio made at test time ---------------------------------------------------------------
+
+SAY = {"en": "Welcome to the museum. Here you can see dinosaurs and old bronze bells.",
+       "zh": "欢迎来到博物馆。这里有恐龙化石和古老的编钟。"}
+
+
+def speech(directory: Path, name: str = "speech.mp3", lang: str = "en",
+           ffmpeg_args: tuple[str, ...] = ()) -> Path:
+    """A real spoken recording (espeak-ng), padded with silence, encoded by ffmpeg by suffix."""
+    import subprocess
+
+    directory.mkdir(parents=True, exist_ok=True)
+    wav = directory / f".{name}.wav"
+    subprocess.run(["espeak-ng", "-v", "cmn" if lang == "zh" else "en", "-w", str(wav),
+                    SAY[lang]], check=True, capture_output=True)
+    out = directory / name
+    subprocess.run(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+                    "-i", str(wav), "-af", "adelay=700:all=1,apad=pad_dur=0.8,volume=-9dB",
+                    *ffmpeg_args, str(out)], check=True)
+    wav.unlink()
+    return out
+
+
+def published_clip(app, venue_id: str, lang: str = "zh", directory: Path | None = None) -> dict:
+    """Attach a real spoken clip to a venue through the pipeline and publish it; its JSON."""
+    import tempfile
+
+    from voicemap import audio, clips
+    from voicemap.storage import MediaStore
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src = speech(Path(directory or tmp), f"{venue_id}-{lang}.m4a", lang)
+        fields = clips.check_fields({"lang": lang, "narrator_name": "Lily" if lang == "en"
+                                     else "小雨", "narrator_age": "9",
+                                     "transcript": SAY[lang], "consent": "true",
+                                     "consent_by": "Parent of the narrator"})
+        with app.app_context():
+            cfg = app.config
+            clip = clips.attach(
+                db.get_session(), MediaStore(cfg["MEDIA_DIR"]), venue_id, src, fields,
+                manager=None, limits=audio.Limits(), status="published")
+            return clips.to_dict(clip)
+
+ROOT_DATA = Path(__file__).resolve().parent.parent / "data" / "venues.geojson"

@@ -73,10 +73,10 @@ def test_venue_list_bad_parameters(client, query, param):
 
 
 def test_venue_list_streams_everything_as_rfc7946(client, loaded):
-    r = client.get("/api/venues")
-    assert r.status_code == 200 and r.mimetype == "application/geo+json"
-    assert r.is_streamed
-    doc = json.loads(r.get_data(as_text=True))
+    with client.get("/api/venues", buffered=False) as r:
+        assert r.status_code == 200 and r.mimetype == "application/geo+json"
+        assert r.is_streamed
+        doc = json.loads(r.get_data(as_text=True))
     assert "crs" not in doc and len(doc["features"]) == len(loaded)
     assert [f["id"] for f in doc["features"]] == sorted(f["id"] for f in doc["features"])
 

@@ -9,7 +9,7 @@ from voicemap.errors import BadRequest
 
 
 def test_gcj02_offset_in_beijing_is_hundreds_of_metres():
-    lon, lat = 116.3975, 39.9087  # Tiananmen, WGS-84
+    lon, lat = 116.3913, 39.9087  # Tiananmen Gate, WGS-84
     glon, glat = geo.wgs84_to_gcj02(lon, lat)
     offset = geo.distance_m(lon, lat, glon, glat)
     assert 300 < offset < 800
