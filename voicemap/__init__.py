@@ -18,8 +18,8 @@ WEB_DIR = _HERE.parent / "web" if (_HERE.parent / "web").is_dir() else _HERE / "
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the app: defaults, then VOICEMAP_* environment variables, then ``config``."""
     from . import config as settings
-    from . import db, errors
-    from .http import api, pages
+    from . import db, errors, storage
+    from .http import api, clips, manage, pages
 
     app = Flask(__name__, instance_relative_config=True,
                 template_folder=str(WEB_DIR / "templates"),
@@ -34,6 +34,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     errors.init_app(app)
+    storage.init_app(app)
     app.register_blueprint(api.bp)
+    app.register_blueprint(clips.bp)
+    app.register_blueprint(manage.bp)
     app.register_blueprint(pages.bp)
     return app

@@ -151,5 +151,181 @@ def nearest(obj: AppContext, lat: float, lon: float, k: int, category: tuple[str
     run(go)
 
 
+# --- managers, clips and review ----------------------------------------------------------
+
+
+def _store_and_limits(app: Flask):
+    from . import audio
+    from .storage import MediaStore
+
+    cfg = app.config
+    return MediaStore(cfg["MEDIA_DIR"]), audio.Limits(
+        max_bytes=cfg["MAX_UPLOAD_BYTES"], max_duration_s=cfg["MAX_DURATION_S"],
+        min_duration_s=cfg["MIN_DURATION_S"])
+
+
+@main.command("create-manager")
+@click.argument("name")
+@click.option("--venue", "venue_ids", multiple=True, help="A venue they manage (repeatable).")
+@click.option("--admin", is_flag=True, help="An administrator: all venues, and review.")
+@pass_ctx
+def create_manager(obj: AppContext, name: str, venue_ids: tuple[str, ...], admin: bool) -> None:
+    """Create a venue manager (or administrator) and print their token once.
+
+    The token is alone on the last line, so scripts can capture it with ``tail -n 1``; only
+    its hash is stored, so it cannot be shown again.
+    """
+    from . import auth
+
+    def go():
+        with obj.app.app_context(), db.session_scope() as session:
+            manager, token = auth.create_manager(session, name, list(venue_ids), admin)
+            role = "administrator" if admin else "manager of " + ", ".join(venue_ids)
+            click.echo(f"created {role} {manager.name!r} (id {manager.id}); their token, "
+                       "shown only now:")
+        click.echo(token)
+    run(go)
+
+
+@main.command("add-clip")
+@click.argument("venue_id")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--lang", required=True, help="Language code: zh, en, ...")
+@click.option("--narrator", "narrator_name", required=True, help="The child's first name only.")
+@click.option("--age", "narrator_age", required=True, type=int, help="The child's age.")
+@click.option("--transcript", required=True, help="What the child says (shown as text).")
+@click.option("--consent-by", required=True, help="The parent or guardian who consented.")
+@click.option("--title", default=None)
+@click.option("--publish", is_flag=True, help="Publish at once instead of queueing for review.")
+@pass_ctx
+def add_clip(obj: AppContext, venue_id: str, file: Path, publish: bool, **form) -> None:
+    """Attach a recording to a venue through the same pipeline as uploads."""
+    from . import clips
+
+    def go():
+        store, limits = _store_and_limits(obj.app)
+        with obj.app.app_context():
+            fields = clips.check_fields({**form, "consent": "true"})
+            clip = clips.attach(db.get_session(), store, venue_id, file, fields, manager=None,
+                                limits=limits, status="published" if publish else "pending")
+            click.echo(f"clip {clip.id}: {clip.status}, {clip.duration_ms / 1000:.1f} s, "
+                       f"{clip.loudness_lufs:.1f} LUFS")
+    run(go)
+
+
+@main.group()
+def review() -> None:
+    """Review clips waiting for publication."""
+
+
+@review.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Every clip, not only pending ones.")
+@pass_ctx
+def review_list(obj: AppContext, show_all: bool) -> None:
+    """List pending clips (oldest first)."""
+    from sqlalchemy import select
+
+    from . import clips
+    from .models import Clip
+
+    def go():
+        with obj.app.app_context():
+            session = db.get_session()
+            found = (session.execute(select(Clip).order_by(Clip.uploaded_at)).scalars().all()
+                     if show_all else clips.pending(session))
+            for c in found:
+                who = "synthetic" if c.synthetic else f"{c.narrator_name}, {c.narrator_age}"
+                click.echo(f"{c.id}  {c.status:<9} {c.venue_id:<32} {c.lang:<5} "
+                           f"{c.duration_ms / 1000:>6.1f} s  {who}  {c.transcript[:40]!r}")
+            click.echo(f"{len(found)} clip(s)", err=True)
+    run(go)
+
+
+@review.command("publish")
+@click.argument("clip_id")
+@pass_ctx
+def review_publish(obj: AppContext, clip_id: str) -> None:
+    """Publish a clip: families can hear it."""
+    from . import clips
+
+    def go():
+        with obj.app.app_context():
+            clips.review(db.get_session(), clip_id, None, publish=True)
+            click.echo(f"clip {clip_id} published")
+    run(go)
+
+
+@review.command("reject")
+@click.argument("clip_id")
+@click.option("--reason", required=True, help="Why, for the venue manager.")
+@pass_ctx
+def review_reject(obj: AppContext, clip_id: str, reason: str) -> None:
+    """Reject a clip, with a reason."""
+    from . import clips
+
+    def go():
+        with obj.app.app_context():
+            clips.review(db.get_session(), clip_id, None, publish=False, reason=reason)
+            click.echo(f"clip {clip_id} rejected")
+    run(go)
+
+
+@main.command("delete-clip")
+@click.argument("clip_id")
+@pass_ctx
+def delete_clip(obj: AppContext, clip_id: str) -> None:
+    """Delete a clip everywhere (consent withdrawn): row, published file, archived original."""
+    from . import clips
+
+    def go():
+        store, _ = _store_and_limits(obj.app)
+        with obj.app.app_context():
+            clips.delete(db.get_session(), store, clip_id, None)
+            click.echo(f"clip {clip_id} deleted")
+    run(go)
+
+
+@main.command("fsck")
+@click.option("--repair", is_flag=True, help="Remove orphan files, and rows whose files are gone.")
+@pass_ctx
+def fsck(obj: AppContext, repair: bool) -> None:
+    """Check that media files and clip rows match; exit 1 if they do not (and not repaired)."""
+    from . import clips
+
+    def go():
+        store, _ = _store_and_limits(obj.app)
+        with obj.app.app_context():
+            report = clips.fsck(db.get_session(), store, repair=repair)
+        for kind, sha in report.orphan_files:
+            click.echo(f"orphan file: {store.path(kind, sha)}")
+        for clip_id, kind, sha in report.missing_files:
+            click.echo(f"clip {clip_id}: {kind} file missing ({store.path(kind, sha)})")
+        for path in report.stale_temporaries:
+            click.echo(f"stale temporary: {path}")
+        if report.clean:
+            click.echo("media and database agree")
+        elif report.repaired:
+            click.echo("repaired")
+        else:
+            raise click.ClickException("media and database disagree; run with --repair")
+    run(go)
+
+
+@main.command("demo-clips")
+@click.option("--per-category", default=2, show_default=True,
+              help="How many venues of each category get placeholder narrations.")
+@pass_ctx
+def demo_clips(obj: AppContext, per_category: int) -> None:
+    """Add clearly labelled synthetic narrations (espeak-ng, zh and en) to some venues."""
+    from . import demo
+
+    def go():
+        store, limits = _store_and_limits(obj.app)
+        with obj.app.app_context():
+            made = demo.make_clips(db.get_session(), store, limits, per_category)
+            click.echo(f"{len(made)} synthetic demo clip(s) added")
+    run(go)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -56,6 +56,8 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "TILE_DATUM": "",
         "PUBLIC_URL": "",  # e.g. https://voicemap.example.org, for QR codes and link previews
         "SECRET_KEY": "",
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": False,  # set VOICEMAP_SESSION_COOKIE_SECURE=true behind HTTPS
     }
 
 

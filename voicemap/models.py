@@ -93,7 +93,9 @@ class Clip(Base):
     lang: Mapped[str] = mapped_column(String(16))
     # Only a first name and an age: never a full name, school or contact.
     narrator_name: Mapped[str] = mapped_column(String(40))
-    narrator_age: Mapped[int] = mapped_column(Integer)
+    narrator_age: Mapped[int | None] = mapped_column(Integer)  # None only when synthetic
+    # A machine-made placeholder narration (the demo clips), never a child's voice.
+    synthetic: Mapped[bool] = mapped_column(Boolean, default=False)
     title: Mapped[str | None] = mapped_column(Text)
     transcript: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)

@@ -1,0 +1,298 @@
+"""Attaching, reviewing, streaming and deleting clips on both backends; every refusal stores
+nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from helpers import feature, load, speech
+from sqlalchemy import func, select
+
+from voicemap import auth, db
+from voicemap.models import Clip
+
+
+@pytest.fixture
+def setup(app, tmp_path):
+    load(app, [feature("museum-a", 116.34, 39.90), feature("park-b", 116.40, 39.95, "park")])
+    with app.app_context(), db.session_scope() as s:
+        _, admin = auth.create_manager(s, "Admin", admin=True)
+        _, alice = auth.create_manager(s, "Alice", ["museum-a"])
+        _, bob = auth.create_manager(s, "Bob", ["park-b"])
+    return {"admin": admin, "alice": alice, "bob": bob, "audio": tmp_path / "audio"}
+
+
+def bearer(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+FORM = {"lang": "en", "narrator_name": "Lily", "narrator_age": "9",
+        "transcript": "Welcome to the museum.", "consent": "true",
+        "consent_by": "Mei Wang (mother)"}
+
+
+def upload(client, token, path: Path, venue="museum-a", **form):
+    data = {**FORM, **form}
+    data = {k: v for k, v in data.items() if v is not None}
+    with open(path, "rb") as fh:
+        data["file"] = (fh, path.name)
+        return client.post(f"/api/venues/{venue}/clips", data=data, headers=bearer(token),
+                           content_type="multipart/form-data")
+
+
+def media_files(app) -> list[Path]:
+    root = Path(app.config["MEDIA_DIR"])
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def clip_rows(app) -> int:
+    with app.app_context():
+        return db.get_session().execute(select(func.count()).select_from(Clip)).scalar_one()
+
+
+def test_attach_review_stream_delete(app, client, setup):
+    src = speech(setup["audio"], "guide.m4a")
+    r = upload(client, setup["alice"], src)
+    assert r.status_code == 201, r.get_json()
+    clip = r.get_json()
+    assert clip["status"] == "pending" and clip["audio_url"] == f"/audio/{clip['id']}.mp3"
+    assert 2000 < clip["duration_ms"] < 8000
+    assert clip["loudness_lufs"] == pytest.approx(-16, abs=1)
+    assert len(media_files(app)) == 2  # the published MP3 and the archived original
+
+    # Pending: hidden from the public, shown to the uploader and administrators.
+    assert client.get("/api/venues/museum-a/clips").get_json()["clips"] == []
+    assert client.get(clip["audio_url"]).status_code == 404
+    mine = client.get("/api/venues/museum-a/clips", headers=bearer(setup["alice"])).get_json()
+    assert [c["id"] for c in mine["clips"]] == [clip["id"]]
+    assert client.get("/api/venues/museum-a/clips",
+                      headers=bearer(setup["bob"])).get_json()["clips"] == []
+    queue = client.get("/api/review", headers=bearer(setup["admin"])).get_json()["clips"]
+    assert [c["id"] for c in queue] == [clip["id"]]
+
+    # Only administrators publish.
+    assert client.post(f"/api/clips/{clip['id']}/publish",
+                       headers=bearer(setup["alice"])).status_code == 403
+    r = client.post(f"/api/clips/{clip['id']}/publish", headers=bearer(setup["admin"]))
+    assert r.status_code == 200 and r.get_json()["status"] == "published"
+    public = client.get("/api/venues/museum-a/clips").get_json()["clips"]
+    assert [c["id"] for c in public] == [clip["id"]]
+    assert "consent_by" not in public[0]  # the guardian's name is not public
+    assert client.get("/api/venues/museum-a").get_json(force=True)["properties"][
+        "clip_count"] == 1
+
+    audio = client.get(clip["audio_url"])
+    assert audio.status_code == 200 and audio.mimetype == "audio/mpeg"
+    assert audio.data[:3] == b"ID3" or audio.data[0] == 0xFF
+    assert "private" in audio.headers["Cache-Control"] and audio.headers["ETag"]
+    again = client.get(clip["audio_url"], headers={"If-None-Match": audio.headers["ETag"]})
+    assert again.status_code == 304
+
+    # Consent withdrawn: Bob may not, Alice may; then nothing is left anywhere.
+    assert client.delete(f"/api/clips/{clip['id']}",
+                         headers=bearer(setup["bob"])).status_code == 403
+    assert client.delete(f"/api/clips/{clip['id']}",
+                         headers=bearer(setup["alice"])).status_code == 204
+    assert client.get(clip["audio_url"]).status_code == 404
+    assert media_files(app) == [] or all(p.parent.name == "tmp" for p in media_files(app))
+    assert clip_rows(app) == 0
+
+
+def test_range_requests_return_the_right_bytes(app, client, setup):
+    clip = upload(client, setup["admin"], speech(setup["audio"], "g.wav")).get_json()
+    client.post(f"/api/clips/{clip['id']}/publish", headers=bearer(setup["admin"]))
+    whole = client.get(clip["audio_url"]).data
+    part = client.get(clip["audio_url"], headers={"Range": "bytes=100-299"})
+    assert part.status_code == 206
+    assert part.data == whole[100:300]
+    assert part.headers["Content-Range"] == f"bytes 100-299/{len(whole)}"
+    tail = client.get(clip["audio_url"], headers={"Range": "bytes=-50"})
+    assert tail.status_code == 206 and tail.data == whole[-50:]
+    beyond = client.get(clip["audio_url"], headers={"Range": f"bytes={len(whole) + 10}-"})
+    assert beyond.status_code == 416
+
+
+def test_published_file_has_no_identifying_tags(app, client, setup):
+    src = speech(setup["audio"], "tagged.mp3", ffmpeg_args=(
+        "-metadata", "title=Lily Wang reads", "-metadata", "artist=Lily Wang",
+        "-metadata", "comment=Beijing No.2 Primary School, tel 13800000000",
+        "-metadata", "location=+39.9042+116.4074/"))
+    clip = upload(client, setup["admin"], src).get_json()
+    with app.app_context():
+        row = db.get_session().get(Clip, clip["id"])
+        from voicemap.storage import media_store
+        path = media_store().path("published", row.audio_sha256)
+    probe = json.loads(subprocess.run(
+        ["ffprobe", "-v", "quiet", "-print_format", "json", "-show_format", "-show_streams",
+         str(path)], capture_output=True, check=True).stdout)
+    tags = {**probe["format"].get("tags", {}), **probe["streams"][0].get("tags", {})}
+    text = json.dumps(tags)
+    assert "Lily" not in text and "School" not in text and "39.9" not in text
+    assert path.read_bytes().find(b"Lily") == -1
+
+
+@pytest.mark.parametrize("form,param", [
+    ({"consent": None}, "consent"),
+    ({"consent": "false"}, "consent"),
+    ({"consent_by": ""}, "consent"),
+    ({"narrator_name": "Lily Wang"}, "narrator_name"),
+    ({"narrator_name": "lily@example.com"}, "narrator_name"),
+    ({"narrator_name": "13800000000"}, "narrator_name"),
+    ({"narrator_age": "2"}, "narrator_age"),
+    ({"narrator_age": "eighteen"}, "narrator_age"),
+    ({"transcript": " "}, "transcript"),
+    ({"lang": "English"}, "lang"),
+])
+def test_bad_fields_are_refused_and_nothing_stored(app, client, setup, form, param):
+    r = upload(client, setup["alice"], speech(setup["audio"], "g.wav"), **form)
+    assert r.status_code == 400 and r.get_json()["param"] == param
+    assert media_files(app) == [] and clip_rows(app) == 0
+
+
+def _files_outside_tmp(app):
+    return [p for p in media_files(app) if "tmp" not in p.relative_to(
+        app.config["MEDIA_DIR"]).parts]
+
+
+@pytest.mark.parametrize("make,code,status", [
+    (lambda d: _write(d / "notes.mp3", b"Dear parents, the trip is on Friday.\n" * 50),
+     "not_audio", 422),
+    (lambda d: _write(d / "page.m4a", b"<!doctype html><html><body>hi</body></html>" * 20),
+     "not_audio", 422),
+    (lambda d: _truncate(speech(d, "t.m4a"), 0.3), "undecodable", 422),
+    (lambda d: speech(d, "short.wav", ffmpeg_args=("-t", "0.5")), "too_short", 422),
+    (lambda d: _silence(d / "silent.wav"), "silent", 422),
+])
+def test_bad_audio_is_refused_and_nothing_stored(app, client, setup, make, code, status):
+    r = upload(client, setup["alice"], make(setup["audio"]))
+    assert r.status_code == status, r.get_json()
+    assert r.get_json()["code"] == code and r.get_json()["error"]
+    assert _files_outside_tmp(app) == [] and clip_rows(app) == 0
+    assert [p for p in media_files(app)] == []  # staging files are gone too
+
+
+def test_too_large_upload_is_refused(app, client, setup):
+    app.config["MAX_UPLOAD_BYTES"] = 20_000
+    r = upload(client, setup["alice"], speech(setup["audio"], "big.wav"))
+    assert r.status_code == 413 and r.get_json()["code"] == "too_large"
+    assert media_files(app) == [] and clip_rows(app) == 0
+
+
+@pytest.mark.parametrize("who,venue,status", [
+    (None, "museum-a", 401), ("wrong", "museum-a", 401), ("bob", "museum-a", 403),
+    ("alice", "no-such-venue", 404),
+])
+def test_upload_authorisation(app, client, setup, who, venue, status):
+    token = setup.get(who, "vm_not-a-real-token") if who else None
+    headers = bearer(token) if token else {}
+    src = speech(setup["audio"], "g.wav")
+    with open(src, "rb") as fh:
+        r = client.post(f"/api/venues/{venue}/clips", data={**FORM, "file": (fh, "g.wav")},
+                        headers=headers, content_type="multipart/form-data")
+    assert r.status_code == status and r.get_json()["error"]
+    assert media_files(app) == [] and clip_rows(app) == 0
+
+
+def test_missing_file_field(client, setup):
+    r = client.post("/api/venues/museum-a/clips", data=FORM, headers=bearer(setup["alice"]),
+                    content_type="multipart/form-data")
+    assert r.status_code == 400 and r.get_json()["param"] == "file"
+
+
+def test_reject_needs_a_reason_and_hides_the_clip(app, client, setup):
+    clip = upload(client, setup["alice"], speech(setup["audio"], "g.wav")).get_json()
+    r = client.post(f"/api/clips/{clip['id']}/reject", headers=bearer(setup["admin"]), json={})
+    assert r.status_code == 400 and r.get_json()["param"] == "reason"
+    r = client.post(f"/api/clips/{clip['id']}/reject", headers=bearer(setup["admin"]),
+                    json={"reason": "background noise"})
+    assert r.status_code == 200 and r.get_json()["status"] == "rejected"
+    assert client.get(clip["audio_url"]).status_code == 404
+    mine = client.get(f"/api/clips/{clip['id']}", headers=bearer(setup["alice"])).get_json()
+    assert mine["reject_reason"] == "background noise"
+    assert client.get(f"/api/clips/{clip['id']}").status_code == 404
+
+
+def test_same_bytes_are_stored_once_and_kept_while_shared(app, client, setup):
+    src = speech(setup["audio"], "g.ogg")
+    first = upload(client, setup["admin"], src).get_json()
+    second = upload(client, setup["admin"], src, venue="park-b").get_json()
+    assert len(_files_outside_tmp(app)) == 2
+    client.delete(f"/api/clips/{first['id']}", headers=bearer(setup["admin"]))
+    assert len(_files_outside_tmp(app)) == 2  # still needed by the second clip
+    client.delete(f"/api/clips/{second['id']}", headers=bearer(setup["admin"]))
+    assert _files_outside_tmp(app) == []
+
+
+def test_failure_after_files_are_written_leaves_nothing(app, client, setup, monkeypatch):
+    from sqlalchemy.orm import Session
+
+    def fail(self):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(Session, "commit", fail)
+    r = upload(client, setup["alice"], speech(setup["audio"], "g.wav"))
+    monkeypatch.undo()
+    assert r.status_code == 500 and r.get_json() == {"error": "internal server error",
+                                                     "code": "internal"}
+    assert _files_outside_tmp(app) == [] and clip_rows(app) == 0
+
+
+def test_cli_manager_clip_review_and_fsck(app, runner, setup, tmp_path):
+    made = runner.invoke("create-manager", "Carol", "--venue", "park-b")
+    assert made.exit_code == 0
+    token = made.output.strip().splitlines()[-1]
+    assert token.startswith("vm_") and " " not in token
+    with app.app_context():
+        assert auth.authenticate(db.get_session(), token).name == "Carol"
+    assert runner.invoke("create-manager", "Dan", "--venue", "nope").exit_code == 1
+
+    src = speech(setup["audio"], "g.flac")
+    added = runner.invoke("add-clip", "park-b", str(src), "--lang", "en", "--narrator", "Tom",
+                          "--age", "8", "--transcript", "Hello", "--consent-by", "His father")
+    assert added.exit_code == 0, added.output
+    clip_id = added.output.split()[1].rstrip(":")
+    listed = runner.invoke("review", "list")
+    assert clip_id in listed.output and "pending" in listed.output
+    assert runner.invoke("review", "publish", clip_id).exit_code == 0
+    assert runner.invoke("fsck").output.strip() == "media and database agree"
+
+    # An orphan file and a clip whose file vanished: reported, then repaired.
+    orphan = Path(app.config["MEDIA_DIR"]) / "published" / "ab" / ("ab" + "0" * 62 + ".mp3")
+    orphan.parent.mkdir(parents=True, exist_ok=True)
+    orphan.write_bytes(b"x")
+    with app.app_context():
+        row = db.get_session().get(Clip, clip_id)
+        from voicemap.storage import media_store
+        media_store().path("originals", row.original_sha256).unlink()
+    check = runner.invoke("fsck")
+    assert check.exit_code == 1 and "orphan file" in check.output and "missing" in check.output
+    assert runner.invoke("fsck", "--repair").exit_code == 0
+    assert runner.invoke("fsck").output.strip() == "media and database agree"
+    assert clip_rows(app) == 0 and _files_outside_tmp(app) == []
+
+    bad = runner.invoke("add-clip", "park-b", str(src), "--lang", "en", "--narrator", "Tom Li",
+                        "--age", "8", "--transcript", "Hello", "--consent-by", "His father")
+    assert bad.exit_code == 1 and "first name" in bad.output
+    assert runner.invoke("delete-clip", "nope").exit_code == 1
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def _truncate(path: Path, keep: float) -> Path:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path
+
+
+def _silence(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                    "anullsrc=r=44100:cl=mono", "-t", "4", str(path)], check=True)
+    return path

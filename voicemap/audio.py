@@ -1,0 +1,1016 @@
+"""Audio intake: check an uploaded recording, clean it up and publish it as a small MP3.
+
+Pure module: paths in, a :class:`ProcessedAudio` (or an exception from :mod:`voicemap.errors`)
+out. No Flask, no database, no storage; the caller decides where ``out_dir`` is.
+
+Pipeline (see :func:`process`):
+
+1. **Probe before decoding.** The file size is checked first (:class:`PayloadTooLarge`). The
+   real type comes from the content: magic bytes pick one of our formats, then ``ffprobe`` is run
+   *with that demuxer forced* and its format and codec are checked against a whitelist (ffprobe
+   left to itself "detects" text files as ``tty`` and the like). A known duration over the limit
+   is refused here, without decoding.
+2. **Bounded decode.** One ffmpeg process decodes the first audio stream straight to mono float32
+   at 22.05 kHz, stopping just past the duration limit (``-t``), and streams it to us in chunks
+   into a buffer sized for that limit, so a file whose container lies or omits its duration
+   (a tiny FLAC or Opus of hours of silence) cannot take more than ~55 MB. Reaching the cap is
+   ``too_long``. The same ffmpeg process also emits the BS.1770 K-weighted signal as a second
+   channel (two ``biquad`` stages with the ITU coefficients designed for the rate), which we reduce
+   on the fly to per-millisecond energies for the loudness meter.
+3. **Trim.** Leading and trailing silence is found on ~10 ms frame levels against a threshold
+   set between the noise floor and the loudest frame; 200 ms of pad is kept each side.
+4. **Loudness and true peak.** Gain for -16 LUFS integrated (BS.1770-4 gating) is computed from the
+   K-weighted block energies; a look-ahead limiter, computed on ~1 ms blocks from a 4x oversampled
+   true-peak envelope, holds peaks under a pre-encode ceiling. Because limiting lowers loudness,
+   gain and limiter are iterated on the block energies until the predicted loudness is on target.
+5. **Encode and verify.** The result (with 30 ms fades) is encoded as MPEG-1 Layer III, 44.1 kHz,
+   mono, 64 kbps CBR, with every tag stripped. The published MP3 is then decoded and measured
+   again (same meter, 4x oversampled true peak); if MP3 overshoot pushed the true peak above
+   -1.2 dBTP (0.2 dB margin under the -1 dBTP ceiling) or loudness is off by more than 0.3 LU,
+   the gain and ceiling are corrected and it is encoded again (rarely more than once).
+
+``pydub`` is deliberately not used here: ``AudioSegment.from_file`` decodes without a bound and
+without a timeout and keeps whole integer copies of the signal; ffmpeg and numpy do all the work,
+and ``scipy`` is not imported either (importing ``scipy.signal`` alone costs ~75 MB of RSS).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import AudioRejected, PayloadTooLarge
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "ACCEPTED_FORMATS",
+    "Limits",
+    "ProbeInfo",
+    "ProcessedAudio",
+    "probe",
+    "process",
+]
+
+# --- Output and processing parameters -------------------------------------------------------
+
+TARGET_LUFS = -16.0
+MAX_TRUE_PEAK_DBTP = -1.0
+#: Published files aim this far under the true-peak ceiling, to absorb meter differences.
+TRUE_PEAK_MARGIN_DB = 0.2
+#: Internal acceptance window around the target (the promise is 1 LU).
+LOUDNESS_TOLERANCE_LU = 0.3
+#: Limiter ceiling before encoding; the MP3 encoder may add some overshoot on top.
+PRE_ENCODE_CEILING_DBTP = -1.5
+#: LAME's output measures ~0.45 LU quieter than its input (any bitrate, any signal we tried):
+#: the first encode aims this much higher, and the measured result corrects it if needed.
+MP3_LOUDNESS_BIAS_LU = -0.45
+OUTPUT_RATE = 44100  # MPEG-1 Layer III: plays everywhere (WeChat, iOS Safari, Android, desktop)
+BITRATE_KBPS = 64
+WORK_RATE = 22050  # analysis/processing rate: speech bandwidth to 11 kHz, half the memory of 44.1k
+PAD_S = 0.2  # silence kept before and after the voice when trimming
+FADE_S = 0.03
+SILENCE_FLOOR_DBFS = -60.0  # frames quieter than this never count as voice
+MIN_VOICED_S = 0.1  # less voice than this is "silent"
+MAX_ATTEMPTS = 4
+
+FFPROBE_TIMEOUT_S = 30.0
+FFMPEG_TIMEOUT_S = 180.0
+
+_BLOCK = 21  # samples per analysis block at WORK_RATE (0.95 ms); 105 blocks = 100 ms
+_SUB_BLOCKS = 105
+_FRAME_BLOCKS = 10  # silence-detection frame: 10 blocks = 9.5 ms
+_CHUNK_FRAMES = _BLOCK * 4096  # 86016 samples (3.9 s) per streamed chunk at WORK_RATE
+_LIMITER_LOOKAHEAD = 10  # blocks (~9.5 ms)
+_LIMITER_HOLD = 40  # blocks (~38 ms)
+_LIMITER_SMOOTH = 8  # boxcar radius in blocks; must be < lookahead and < hold
+_PEAK_BUCKETS = 100
+
+# format name -> (ffmpeg demuxer, ffprobe format_name, accepted codecs)
+_FORMATS: dict[str, tuple[str, str, frozenset[str]]] = {
+    "wav": (
+        "wav",
+        "wav",
+        frozenset(
+            {
+                "pcm_u8", "pcm_s16le", "pcm_s24le", "pcm_s32le", "pcm_f32le", "pcm_f64le",
+                "pcm_alaw", "pcm_mulaw", "adpcm_ima_wav", "adpcm_ms", "gsm_ms",
+            }
+        ),
+    ),
+    "mp3": ("mp3", "mp3", frozenset({"mp3"})),
+    "mp4": (
+        "mov",
+        "mov,mp4,m4a,3gp,3g2,mj2",
+        frozenset({"aac", "alac", "mp3", "amr_nb", "amr_wb", "opus", "flac"}),
+    ),
+    "ogg": ("ogg", "ogg", frozenset({"vorbis", "opus", "flac", "speex"})),
+    "webm": ("matroska", "matroska,webm", frozenset({"opus", "vorbis", "aac"})),
+    "amr": ("amr", "amr", frozenset({"amr_nb", "amr_wb"})),
+    "flac": ("flac", "flac", frozenset({"flac"})),
+    "aac": ("aac", "aac", frozenset({"aac"})),
+}
+ACCEPTED_FORMATS = tuple(_FORMATS)
+_ACCEPTED_HUMAN = "WAV, MP3, M4A/AAC, Ogg (Vorbis or Opus), WebM, AMR or FLAC"
+_MIN_SAMPLE_RATE = 4000
+_MAX_SAMPLE_RATE = 384000
+_MAX_CHANNELS = 8
+
+
+# --- Public types ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int = 25 * 1024 * 1024
+    max_duration_s: float = 600.0
+    min_duration_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class ProbeInfo:
+    """What ffprobe says about an upload, after content sniffing."""
+
+    format: str  # our normalised name: one of ACCEPTED_FORMATS
+    codec: str  # ffmpeg codec name, e.g. "pcm_s16le", "aac", "opus", "amr_nb"
+    duration_s: float | None
+    sample_rate: int | None
+    channels: int | None
+    #: True when ffmpeg only estimated the duration from the bitrate (raw AAC/AMR, some WAV/MP3).
+    duration_estimated: bool = False
+
+
+@dataclass(frozen=True)
+class ProcessedAudio:
+    path: Path  # the published MP3, inside the caller's out_dir
+    duration_ms: int
+    loudness_lufs: float  # integrated loudness of the published file (BS.1770-4)
+    true_peak_dbtp: float  # 4x oversampled true peak of the published file
+    sample_rate: int
+    bitrate_kbps: int
+    peaks: list[float]  # 100 values in 0..1 (max |sample| per bucket, loudest bucket = 1)
+    source: ProbeInfo
+
+
+# --- Small helpers --------------------------------------------------------------------------
+
+
+def _tool(name: str) -> str:
+    override = os.environ.get(f"VOICEMAP_{name.upper()}")
+    path = override or shutil.which(name)
+    if not path:
+        raise RuntimeError(f"{name} was not found on PATH (set VOICEMAP_{name.upper()})")
+    return path
+
+
+def _fmt_duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} seconds"
+    total = int(round(seconds))
+    if total >= 3600:
+        return f"{total // 3600}:{total % 3600 // 60:02d}:{total % 60:02d}"
+    return f"{total // 60}:{total % 60:02d}"
+
+
+def _fmt_bytes(n: int) -> str:
+    if n >= 1024 * 1024:
+        return f"{n / (1024 * 1024):.1f} MB"
+    if n >= 1024:
+        return f"{n / 1024:.0f} KB"
+    return f"{n} bytes"
+
+
+def _not_audio(message: str | None = None) -> AudioRejected:
+    return AudioRejected(
+        message or f"This file is not a supported audio recording. Upload {_ACCEPTED_HUMAN}.",
+        code="not_audio",
+    )
+
+
+def _undecodable(message: str | None = None) -> AudioRejected:
+    return AudioRejected(
+        message or "The audio file could not be decoded; it may be damaged or incomplete.",
+        code="undecodable",
+    )
+
+
+def _too_long(limits: Limits, duration_s: float | None) -> AudioRejected:
+    limit = _fmt_duration(limits.max_duration_s)
+    if duration_s is None:
+        msg = f"The recording is longer than the limit of {limit}."
+    else:
+        msg = f"The recording is {_fmt_duration(duration_s)} long; the limit is {limit}."
+    details = {"max_duration_s": limits.max_duration_s}
+    if duration_s is not None:
+        details["duration_s"] = round(duration_s, 2)
+    return AudioRejected(msg, code="too_long", **details)
+
+
+def _db(x: float) -> float:
+    return 20.0 * math.log10(x) if x > 0 else -math.inf
+
+
+# --- Content sniffing -----------------------------------------------------------------------
+
+_MPEG_BITRATES = {  # (version_id bit, layer III) -> kbps table
+    1: (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),  # MPEG-1
+    0: (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),  # MPEG-2 / 2.5
+}
+_MPEG_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+_ADTS_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
+
+
+def _mp3_frame_len(h: bytes) -> int | None:
+    """Length of the MPEG audio Layer III frame whose 4-byte header is ``h``, or None."""
+    if len(h) < 4 or h[0] != 0xFF or (h[1] & 0xE0) != 0xE0:
+        return None
+    version = (h[1] >> 3) & 3  # 3: MPEG-1, 2: MPEG-2, 0: MPEG-2.5, 1: reserved
+    layer = (h[1] >> 1) & 3  # 1: Layer III
+    bitrate_idx = h[2] >> 4
+    rate_idx = (h[2] >> 2) & 3
+    if version == 1 or layer != 1 or bitrate_idx in (0, 15) or rate_idx == 3:
+        return None
+    kbps = _MPEG_BITRATES[1 if version == 3 else 0][bitrate_idx]
+    rate = _MPEG_RATES[version][rate_idx]
+    padding = (h[2] >> 1) & 1
+    coef = 144 if version == 3 else 72
+    return coef * kbps * 1000 // rate + padding
+
+
+def _adts_frame_len(h: bytes) -> int | None:
+    if len(h) < 7 or h[0] != 0xFF or (h[1] & 0xF6) != 0xF0:
+        return None
+    if (h[2] >> 2) & 0xF >= len(_ADTS_RATES):
+        return None
+    length = ((h[3] & 3) << 11) | (h[4] << 3) | (h[5] >> 5)
+    return length if length >= 7 else None
+
+
+def _frames_chain(data: bytes, pos: int, frame_len: Callable[[bytes], int | None]) -> bool:
+    """True if a valid frame starts at ``pos`` and is followed by another one (or the end)."""
+    n1 = frame_len(data[pos : pos + 7])
+    if n1 is None:
+        return False
+    nxt = pos + n1
+    if nxt + 7 > len(data):
+        return True  # too little data in hand to see a second frame
+    return frame_len(data[nxt : nxt + 7]) is not None
+
+
+def _sniff_at(head: bytes) -> str | None:
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "wav"
+    if head[4:8] == b"ftyp":
+        return "mp4"
+    if head[:4] == b"OggS":
+        return "ogg"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "webm"
+    if head[:6] == b"#!AMR\n" or head[:9] == b"#!AMR-WB\n":
+        return "amr"
+    if head[:4] == b"fLaC":
+        return "flac"
+    if head[:9] in (b"#!SILK_V3", b"\x02#!SILK_V"):
+        return "silk"
+    if _frames_chain(head, 0, _mp3_frame_len):
+        return "mp3"
+    if _frames_chain(head, 0, _adts_frame_len):
+        return "aac"
+    return None
+
+
+def _sniff(path: Path) -> str | None:
+    """Our format name for the file's content, or None. Never looks at the file name."""
+    with path.open("rb") as f:
+        head = f.read(65536)
+        offset = 0
+        # An ID3v2 tag may precede MP3, ADTS AAC or even FLAC: skip it (ffmpeg does too).
+        while head[:3] == b"ID3" and len(head) >= 10:
+            size = (head[6] << 21) | (head[7] << 14) | (head[8] << 7) | head[9]
+            if any(b & 0x80 for b in head[6:10]):
+                return None
+            offset += 10 + size + (10 if head[5] & 0x10 else 0)
+            f.seek(offset)
+            head = f.read(65536)
+    # Some encoders leave zero padding before the first MPEG frame.
+    stripped = head.lstrip(b"\x00")
+    if stripped and len(head) - len(stripped) >= 4:
+        kind = _sniff_at(stripped)
+        return kind if kind in ("mp3", "aac") else None
+    return _sniff_at(head)
+
+
+# --- ffprobe --------------------------------------------------------------------------------
+
+
+def _run(args: Sequence[str], timeout: float) -> subprocess.CompletedProcess[bytes]:
+    try:
+        return subprocess.run(
+            list(args), stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise _undecodable("Reading the audio file took too long; it may be damaged.") from None
+
+
+def _ffprobe_json(path: Path, demuxer: str | None, entries: str) -> tuple[dict, str, int]:
+    args = [_tool("ffprobe"), "-hide_banner", "-v", "warning"]
+    if demuxer:
+        args += ["-f", demuxer]
+    args += ["-show_entries", entries, "-of", "json", "-i", str(path)]
+    res = _run(args, FFPROBE_TIMEOUT_S)
+    stderr = res.stderr.decode("utf-8", "replace")
+    try:
+        data = json.loads(res.stdout or b"{}")
+    except ValueError:
+        data = {}
+    return data, stderr, res.returncode
+
+
+def _float(value: object) -> float | None:
+    try:
+        out = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) and out >= 0 else None
+
+
+def _int(value: object) -> int | None:
+    try:
+        return int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def probe(path: Path, limits: Limits = Limits()) -> ProbeInfo:
+    """Identify ``path`` from its content and check it against ``limits`` without decoding it.
+
+    Raises :class:`PayloadTooLarge` (``too_large``) or :class:`AudioRejected` with code
+    ``not_audio``, ``undecodable`` or ``too_long`` (when the container states a duration over
+    the limit; a missing or understated duration is caught by the bounded decode in
+    :func:`process`).
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    if size > limits.max_bytes:
+        raise PayloadTooLarge(
+            f"The file is {_fmt_bytes(size)}; the limit is {_fmt_bytes(limits.max_bytes)}.",
+            code="too_large",
+            size_bytes=size,
+            max_bytes=limits.max_bytes,
+        )
+    if size == 0:
+        raise _not_audio("The file is empty.")
+    kind = _sniff(path)
+    if kind == "silk":
+        raise _not_audio(
+            f"WeChat SILK voice files are not supported. Upload {_ACCEPTED_HUMAN}."
+        )
+    if kind is None:
+        raise _not_audio()
+    demuxer, format_name, codecs = _FORMATS[kind]
+    data, stderr, rc = _ffprobe_json(
+        path,
+        demuxer,
+        "format=format_name,duration:stream=index,codec_type,codec_name,sample_rate,channels,duration",
+    )
+    streams = data.get("streams") or []
+    fmt = data.get("format") or {}
+    if rc != 0 or not fmt:
+        log.info("ffprobe failed on %s (%s): %s", path.name, kind, stderr.strip()[-300:])
+        raise _undecodable()
+    if fmt.get("format_name") != format_name:
+        raise _not_audio()
+    audio = [s for s in streams if s.get("codec_type") == "audio"]
+    if not audio:
+        raise _not_audio("The file contains no audio.")
+    stream = audio[0]
+    codec = str(stream.get("codec_name") or "")
+    if codec not in codecs:
+        raise _not_audio(
+            f"The audio codec ({codec or 'unknown'}) is not supported. Upload {_ACCEPTED_HUMAN}."
+        )
+    duration = _float(stream.get("duration"))
+    if duration is None:
+        duration = _float(fmt.get("duration"))
+    estimated = "Estimating duration from bitrate" in stderr
+    info = ProbeInfo(
+        format=kind,
+        codec=codec,
+        duration_s=duration,
+        sample_rate=_int(stream.get("sample_rate")),
+        channels=_int(stream.get("channels")),
+        duration_estimated=estimated,
+    )
+    # A duration ffmpeg only estimated from the bitrate can be off for VBR streams: allow some
+    # slack there (the bounded decode still enforces the limit exactly).
+    slack = 1.0 if not estimated or codec.startswith("pcm_") else 1.25
+    if duration is not None and duration > limits.max_duration_s * slack:
+        raise _too_long(limits, duration)
+    if info.sample_rate is None or not _MIN_SAMPLE_RATE <= info.sample_rate <= _MAX_SAMPLE_RATE:
+        raise _not_audio(f"The audio sample rate ({info.sample_rate} Hz) is not supported.")
+    if info.channels is None or not 1 <= info.channels <= _MAX_CHANNELS:
+        raise _not_audio(f"Audio with {info.channels} channels is not supported.")
+    return info
+
+
+# --- BS.1770 helpers ------------------------------------------------------------------------
+
+
+def _k_weighting(rate: int) -> list[tuple[list[float], list[float]]]:
+    """The two BS.1770 K-weighting biquads, designed for ``rate`` (libebur128's formulas).
+
+    At 48 kHz these reproduce the coefficients printed in ITU-R BS.1770-4.
+    """
+    f0, gain_db, q = 1681.974450955533, 3.999843853973347, 0.7071752369554196
+    k = math.tan(math.pi * f0 / rate)
+    vh = 10.0 ** (gain_db / 20.0)
+    vb = vh**0.4996667741545416
+    a0 = 1.0 + k / q + k * k
+    shelf = (
+        [(vh + vb * k / q + k * k) / a0, 2.0 * (k * k - vh) / a0, (vh - vb * k / q + k * k) / a0],
+        [1.0, 2.0 * (k * k - 1.0) / a0, (1.0 - k / q + k * k) / a0],
+    )
+    f0, q = 38.13547087602444, 0.5003270373238773
+    k = math.tan(math.pi * f0 / rate)
+    a0 = 1.0 + k / q + k * k
+    highpass = ([1.0, -2.0, 1.0], [1.0, 2.0 * (k * k - 1.0) / a0, (1.0 - k / q + k * k) / a0])
+    return [shelf, highpass]
+
+
+def _analysis_filter(rate: int) -> str:
+    """ffmpeg filter chain: mono at ``rate``, output channel 0 = signal, 1 = K-weighted signal."""
+    stages = ",".join(
+        "biquad=b0={!r}:b1={!r}:b2={!r}:a0=1:a1={!r}:a2={!r}".format(*b, a[1], a[2])
+        for b, a in _k_weighting(rate)
+    )
+    return (
+        f"aresample={rate},aformat=sample_fmts=dbl:channel_layouts=mono,asplit=2[sig][kw];"
+        f"[kw]{stages}[w];[sig][w]join=inputs=2:channel_layout=stereo"
+    )
+
+
+def _gated_loudness(sub_energy: np.ndarray, sub_len: int) -> float:
+    """BS.1770-4 integrated loudness from sums of squared K-weighted samples per 100 ms.
+
+    Gating blocks are 400 ms with 75 % overlap, i.e. 4 consecutive sub-blocks.
+    """
+    n = len(sub_energy)
+    if n == 0:
+        return -math.inf
+    if n < 4:  # shorter than one gating block: measure it as one block
+        z = np.array([sub_energy.sum() / (n * sub_len)])
+    else:
+        c = np.concatenate(([0.0], np.cumsum(sub_energy, dtype=np.float64)))
+        z = (c[4:] - c[:-4]) / (4 * sub_len)
+    with np.errstate(divide="ignore"):
+        lk = -0.691 + 10.0 * np.log10(z)
+    gated = lk > -70.0
+    if not gated.any():
+        return -math.inf
+    rel = -0.691 + 10.0 * math.log10(z[gated].mean()) - 10.0
+    gated &= lk > rel
+    return -0.691 + 10.0 * math.log10(z[gated].mean())
+
+
+def _oversampling_kernels(taps_per_phase: int = 16) -> np.ndarray:
+    """Polyphase kernels (3 x 2*half) for the fractional phases of a 4x interpolator.
+
+    Kaiser-windowed sinc; phase 0 is the original sample itself. Kernel j multiplies
+    x[m + half - j] to give the signal at m + p/4.
+    """
+    half = taps_per_phase // 2
+    span = 4 * half
+    out = np.empty((3, 2 * half), dtype=np.float64)
+    window_len = 2 * span + 1
+    for p in (1, 2, 3):
+        d = np.arange(-half, half)  # d = m - k
+        t = 4 * d + p  # offset in upsampled samples from the wanted point
+        w = np.kaiser(window_len, 7.0)[t + span]
+        h = np.sinc(t / 4.0) * w
+        h /= h.sum()
+        out[p - 1] = h  # out[p-1][j] = h(4 * (j - half) + p), applied to x[m + half - j]
+    return out.astype(np.float32)
+
+
+_OS_KERNELS = _oversampling_kernels()
+_OS_HALF = _OS_KERNELS.shape[1] // 2  # context needed either side of a sample
+
+
+def _true_peak_envelope(xe: np.ndarray) -> np.ndarray:
+    """max |x| over the sample and 3 interpolated points after it, for xe[H:-H] (H context)."""
+    half = _OS_HALF
+    n = len(xe) - 2 * half
+    env = np.abs(xe[half : half + n])
+    for kernel in _OS_KERNELS:
+        # y[m] = sum_j kernel[j] * x[m + half - j], j in 0..2*half-1 (x[m-half+1] .. x[m+half])
+        acc = kernel[0] * xe[2 * half : 2 * half + n]
+        for j in range(1, 2 * half):
+            acc += kernel[j] * xe[2 * half - j : 2 * half - j + n]
+        np.maximum(env, np.abs(acc, out=acc), out=env)
+    return env
+
+
+class _Meter:
+    """Streaming integrated loudness and true peak of a mono signal (fed signal + K-weighted)."""
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self.sub_len = rate // 10
+        self.subs: list[np.ndarray] = []
+        self.pending = np.zeros(0, dtype=np.float64)
+        self.history = np.zeros(2 * _OS_HALF, dtype=np.float32)
+        self.true_peak = 0.0
+        self.samples = 0
+
+    def feed(self, sig: np.ndarray, weighted: np.ndarray) -> None:
+        self.samples += len(sig)
+        w = np.concatenate((self.pending, weighted.astype(np.float64)))
+        whole = len(w) // self.sub_len * self.sub_len
+        if whole:
+            self.subs.append(np.square(w[:whole]).reshape(-1, self.sub_len).sum(axis=1))
+        self.pending = w[whole:]
+        xe = np.concatenate((self.history, sig.astype(np.float32)))
+        if len(xe) > 2 * _OS_HALF:
+            self.true_peak = max(self.true_peak, float(_true_peak_envelope(xe).max()))
+        self.history = xe[-2 * _OS_HALF :]
+
+    def result(self) -> tuple[float, float]:
+        tail = np.concatenate((self.history, np.zeros(_OS_HALF, dtype=np.float32)))
+        self.true_peak = max(self.true_peak, float(_true_peak_envelope(tail).max()))
+        subs = np.concatenate(self.subs) if self.subs else np.zeros(0)
+        if len(subs) < 4 and len(self.pending):
+            # very short: count the partial sub-block too (BS.1770 needs one whole block)
+            subs = np.concatenate((subs, [np.square(self.pending).sum()]))
+        return _gated_loudness(subs, self.sub_len), _db(self.true_peak)
+
+
+# --- ffmpeg streaming -----------------------------------------------------------------------
+
+
+class _Stream:
+    """Run ffmpeg writing raw float32 to stdout and hand it over in chunks of whole frames."""
+
+    def __init__(self, args: list[str], channels: int, stderr_path: Path, timeout: float):
+        self.args = args
+        self.channels = channels
+        self.stderr_path = stderr_path
+        self.timeout = timeout
+        self.timed_out = False
+        self.stopped = False
+        self.returncode: int | None = None
+
+    def run(self, chunk_frames: int, on_chunk: Callable[[np.ndarray], bool]) -> None:
+        frame_bytes = 4 * self.channels
+        buf = bytearray(chunk_frames * frame_bytes)
+        view = memoryview(buf)
+        with self.stderr_path.open("wb") as err:
+            proc = subprocess.Popen(
+                self.args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err
+            )
+
+            def kill() -> None:
+                self.timed_out = True
+                proc.kill()
+
+            timer = threading.Timer(self.timeout, kill)
+            timer.start()
+            try:
+                assert proc.stdout is not None
+                while True:
+                    got = 0
+                    while got < len(buf):
+                        n = proc.stdout.readinto(view[got:])
+                        if not n:
+                            break
+                        got += n
+                    frames = got // frame_bytes
+                    if frames:
+                        arr = np.frombuffer(buf, dtype=np.float32, count=frames * self.channels)
+                        if not on_chunk(arr.reshape(frames, self.channels)):
+                            self.stopped = True
+                            break
+                    if got < len(buf):
+                        break
+            finally:
+                if self.stopped or self.timed_out:
+                    proc.kill()
+                if proc.stdout is not None:
+                    proc.stdout.close()
+                self.returncode = proc.wait()
+                timer.cancel()
+
+    def stderr(self) -> str:
+        try:
+            return self.stderr_path.read_text("utf-8", "replace")[-2000:]
+        except OSError:
+            return ""
+
+
+def _ffmpeg_base() -> list[str]:
+    return [_tool("ffmpeg"), "-nostdin", "-hide_banner", "-v", "error"]
+
+
+# --- Decode and analyse ---------------------------------------------------------------------
+
+
+@dataclass
+class _Decoded:
+    x: np.ndarray  # mono float32 at WORK_RATE
+    sig_energy: np.ndarray  # per block: sum of squares of x
+    kw_energy: np.ndarray  # per block: sum of squares of the K-weighted signal
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.x) / WORK_RATE
+
+
+def _decode(src: Path, info: ProbeInfo, limits: Limits, tmp: Path) -> _Decoded:
+    cap_s = limits.max_duration_s + 0.5  # decode just past the limit, never further
+    cap = int(math.ceil(cap_s * WORK_RATE / _BLOCK)) * _BLOCK + _CHUNK_FRAMES
+    x = np.empty(cap, dtype=np.float32)  # pages are only touched as they are filled
+    blocks = cap // _BLOCK
+    sig_e = np.zeros(blocks, dtype=np.float64)
+    kw_e = np.zeros(blocks, dtype=np.float64)
+    pos = 0
+
+    def on_chunk(arr: np.ndarray) -> bool:
+        nonlocal pos
+        n = min(len(arr), cap - pos)
+        x[pos : pos + n] = arr[:n, 0]
+        b0 = pos // _BLOCK
+        nb = -(-n // _BLOCK)
+        sq = np.zeros((nb * _BLOCK, 2), dtype=np.float32)
+        np.square(arr[:n], out=sq[:n])
+        sums = sq.reshape(nb, _BLOCK, 2).sum(axis=1, dtype=np.float64)
+        sig_e[b0 : b0 + nb] = sums[:, 0]
+        kw_e[b0 : b0 + nb] = sums[:, 1]
+        pos += n
+        return pos < cap
+
+    demuxer = _FORMATS[info.format][0]
+    args = _ffmpeg_base() + [
+        "-f", demuxer, "-i", str(src),
+        "-map", "0:a:0", "-vn", "-sn", "-dn",
+        "-t", f"{cap_s:.3f}",
+        "-af", _analysis_filter(WORK_RATE),
+        "-c:a", "pcm_f32le", "-f", "f32le", "pipe:1",
+    ]  # fmt: skip
+    stream = _Stream(args, 2, tmp / "decode.log", FFMPEG_TIMEOUT_S)
+    stream.run(_CHUNK_FRAMES, on_chunk)
+    if stream.timed_out:
+        raise _undecodable("Decoding the file took too long; it may be damaged.")
+    decoded_s = pos / WORK_RATE
+    if decoded_s >= limits.max_duration_s + 0.25:
+        raise _too_long(limits, None if info.duration_s is None else info.duration_s)
+    if pos == 0 or (stream.returncode != 0 and not stream.stopped):
+        log.info("decode failed (%s): %s", stream.returncode, stream.stderr().strip()[-300:])
+        raise _undecodable()
+    if (
+        info.duration_s is not None
+        and not info.duration_estimated
+        and decoded_s < 0.9 * info.duration_s - 0.3
+    ):
+        raise _undecodable(
+            f"The audio file appears truncated or damaged: only {decoded_s:.1f} of "
+            f"{info.duration_s:.1f} seconds could be decoded."
+        )
+    nb = -(-pos // _BLOCK)
+    return _Decoded(x[:pos], sig_e[:nb], kw_e[:nb])
+
+
+@dataclass
+class _Segment:
+    start_block: int
+    end_block: int  # exclusive
+
+    def samples(self, total: int) -> tuple[int, int]:
+        return self.start_block * _BLOCK, min(self.end_block * _BLOCK, total)
+
+
+def _find_voice(dec: _Decoded, limits: Limits) -> _Segment:
+    if dec.duration_s < limits.min_duration_s:
+        raise AudioRejected(
+            f"The recording is only {dec.duration_s:.1f} seconds long; it must be at least "
+            f"{limits.min_duration_s:g} second{'s' if limits.min_duration_s != 1 else ''}.",
+            code="too_short",
+            duration_s=round(dec.duration_s, 2),
+            min_duration_s=limits.min_duration_s,
+        )
+    silent = AudioRejected(
+        "The recording is silent: no voice could be heard in it. Check the microphone and "
+        "record again.",
+        code="silent",
+    )
+    nf = len(dec.sig_energy) // _FRAME_BLOCKS
+    if nf < 2:
+        raise silent
+    frame_e = dec.sig_energy[: nf * _FRAME_BLOCKS].reshape(nf, _FRAME_BLOCKS).sum(axis=1)
+    level = 10.0 * np.log10(np.maximum(frame_e / (_FRAME_BLOCKS * _BLOCK), 1e-12))
+    loud = float(level.max())
+    if loud < SILENCE_FLOOR_DBFS:
+        raise silent
+    floor = float(np.percentile(level, 10))
+    threshold = max(SILENCE_FLOOR_DBFS, min(floor + 0.4 * (loud - floor), loud - 20.0))
+    voiced = level > threshold
+    # ignore isolated single-frame clicks: voice must last at least two frames in a row
+    runs = voiced[:-1] & voiced[1:]
+    frame_s = _FRAME_BLOCKS * _BLOCK / WORK_RATE
+    if not runs.any() or voiced.sum() * frame_s < MIN_VOICED_S:
+        raise silent
+    first = int(np.argmax(runs))
+    last = int(len(runs) - 1 - np.argmax(runs[::-1])) + 1  # last voiced frame
+    pad = int(round(PAD_S * WORK_RATE / _BLOCK))
+    start = max(0, first * _FRAME_BLOCKS - pad)
+    end = min(len(dec.sig_energy), (last + 1) * _FRAME_BLOCKS + pad)
+    return _Segment(start, end)
+
+
+def _block_true_peaks(x: np.ndarray, a: int, b: int) -> np.ndarray:
+    """Per-block true peak (4x oversampled) of x[a:b]; a is block aligned."""
+    nblocks = -(-(b - a) // _BLOCK)
+    out = np.empty(nblocks, dtype=np.float32)
+    half = _OS_HALF
+    for c0 in range(a, b, _CHUNK_FRAMES):
+        c1 = min(b, c0 + _CHUNK_FRAMES)
+        lo, hi = c0 - half, c1 + half
+        xe = x[max(lo, 0) : min(hi, len(x))]
+        if lo < 0 or hi > len(x):
+            xe = np.concatenate(
+                (np.zeros(max(0, -lo), np.float32), xe, np.zeros(max(0, hi - len(x)), np.float32))
+            )
+        env = _true_peak_envelope(xe)
+        nb = -(-len(env) // _BLOCK)
+        padded = np.zeros(nb * _BLOCK, dtype=np.float32)
+        padded[: len(env)] = env
+        k0 = (c0 - a) // _BLOCK
+        out[k0 : k0 + nb] = padded.reshape(nb, _BLOCK).max(axis=1)
+    return out
+
+
+def _limiter_gains(tp: np.ndarray, gain: float, ceiling: float) -> np.ndarray:
+    """Per-block gain (<= 1) so that gain * limiter * signal stays under ``ceiling``.
+
+    A min-filter over [k - hold, k + lookahead] followed by a boxcar of radius smooth guarantees,
+    for every block k, that the gains of blocks k-1..k+1 (between which samples are linearly
+    interpolated) are no higher than block k needs.
+    """
+    need = np.minimum(1.0, ceiling / np.maximum(tp.astype(np.float64) * gain, 1e-12))
+    if need.min() >= 1.0:
+        return np.ones_like(need)
+    la, hold, m = _LIMITER_LOOKAHEAD, _LIMITER_HOLD, _LIMITER_SMOOTH
+    padded = np.concatenate((np.ones(hold), need, np.ones(la)))
+    held = np.lib.stride_tricks.sliding_window_view(padded, hold + la + 1).min(axis=1)
+    edge = np.concatenate((np.full(m, held[0]), held, np.full(m, held[-1])))
+    c = np.concatenate(([0.0], np.cumsum(edge)))
+    return (c[2 * m + 1 :] - c[: -2 * m - 1]) / (2 * m + 1)
+
+
+def _predicted_loudness(kw_energy: np.ndarray, gains: np.ndarray, gain: float) -> float:
+    e = kw_energy * np.square(gains * gain)
+    n = len(e) // _SUB_BLOCKS
+    if n >= 4:
+        subs = e[: n * _SUB_BLOCKS].reshape(n, _SUB_BLOCKS).sum(axis=1)
+        return _gated_loudness(subs, _SUB_BLOCKS * _BLOCK)
+    return _gated_loudness(np.array([e.sum()]), len(e) * _BLOCK)
+
+
+def _solve_gain(
+    kw_energy: np.ndarray, tp: np.ndarray, target: float, ceiling: float, gain: float
+) -> tuple[float, np.ndarray]:
+    """Find the gain (and limiter gains) whose predicted loudness is ``target``.
+
+    Limiting makes loudness grow less than 1 dB per dB of gain, so this is a secant search on
+    the gain in dB rather than a single correction.
+    """
+    g_db = _db(gain)
+    gains = _limiter_gains(tp, gain, ceiling)
+    err = _predicted_loudness(kw_energy, gains, gain) - target
+    prev: tuple[float, float] | None = None
+    for _ in range(10):
+        if not math.isfinite(err) or abs(err) < 0.01:
+            break
+        slope = 1.0
+        if prev is not None and prev[0] != g_db:
+            slope = min(1.0, max(0.05, (err - prev[1]) / (g_db - prev[0])))
+        prev = (g_db, err)
+        g_db -= min(err / slope, 12.0) if err < 0 else err / slope
+        gain = 10.0 ** (g_db / 20.0)
+        gains = _limiter_gains(tp, gain, ceiling)
+        err = _predicted_loudness(kw_energy, gains, gain) - target
+    return gain, gains
+
+
+# --- Render, encode, verify -----------------------------------------------------------------
+
+
+def _render(
+    x: np.ndarray, a: int, b: int, gain: float, gains: np.ndarray, out: Path
+) -> list[float]:
+    """Write gain * limiter * fades * x[a:b] as raw float32; return the waveform peaks."""
+    n = b - a
+    centers = (np.arange(len(gains)) + 0.5) * _BLOCK - 0.5
+    fade = max(1, int(FADE_S * WORK_RATE))
+    ramp = np.sin(np.linspace(0.0, math.pi / 2, fade, dtype=np.float64)) ** 2
+    block_peaks = np.zeros(len(gains), dtype=np.float32)
+    with out.open("wb") as f:
+        for c0 in range(0, n, _CHUNK_FRAMES):
+            c1 = min(n, c0 + _CHUNK_FRAMES)
+            idx = np.arange(c0, c1, dtype=np.float64)
+            g = np.interp(idx, centers, gains) * gain
+            if c0 < fade:
+                k = min(c1, fade)
+                g[: k - c0] *= ramp[c0:k]
+            if c1 > n - fade:
+                k = max(c0, n - fade)
+                g[k - c0 :] *= ramp[::-1][k - (n - fade) : c1 - (n - fade)]
+            y = (x[a + c0 : a + c1] * g).astype(np.float32)
+            f.write(y.tobytes())
+            nb = -(-len(y) // _BLOCK)
+            padded = np.zeros(nb * _BLOCK, dtype=np.float32)
+            padded[: len(y)] = np.abs(y)
+            block_peaks[c0 // _BLOCK : c0 // _BLOCK + nb] = padded.reshape(nb, _BLOCK).max(axis=1)
+    edges = np.linspace(0, len(block_peaks), _PEAK_BUCKETS + 1).astype(int)[:-1]
+    peaks = np.maximum.reduceat(block_peaks, edges)
+    top = float(peaks.max())
+    if top <= 0:
+        return [0.0] * len(peaks)
+    return [round(float(v), 3) for v in peaks / top]
+
+
+def _encode(raw: Path, out: Path) -> None:
+    args = _ffmpeg_base() + [
+        "-f", "f32le", "-ar", str(WORK_RATE), "-ac", "1", "-i", str(raw),
+        "-af", f"aresample={OUTPUT_RATE}",
+        "-c:a", "libmp3lame", "-b:a", f"{BITRATE_KBPS}k", "-compression_level", "2",
+        "-ar", str(OUTPUT_RATE), "-ac", "1",
+        "-map_metadata", "-1", "-map_chapters", "-1",
+        "-fflags", "+bitexact", "-flags:a", "+bitexact",
+        "-id3v2_version", "0", "-write_id3v1", "0", "-write_xing", "1",
+        "-f", "mp3", "-y", str(out),
+    ]  # fmt: skip
+    try:
+        res = subprocess.run(
+            args, stdin=subprocess.DEVNULL, capture_output=True, timeout=FFMPEG_TIMEOUT_S
+        )
+    except subprocess.TimeoutExpired:
+        raise RuntimeError("MP3 encoding timed out") from None
+    if res.returncode != 0 or not out.exists():
+        raise RuntimeError(f"MP3 encoding failed: {res.stderr.decode('utf-8', 'replace')[-500:]}")
+
+
+def _measure_mp3(path: Path, tmp: Path) -> tuple[float, float, int]:
+    """Decode the published file and measure it: (LUFS, dBTP, samples at OUTPUT_RATE)."""
+    meter = _Meter(OUTPUT_RATE)
+
+    def on_chunk(arr: np.ndarray) -> bool:
+        meter.feed(arr[:, 0], arr[:, 1])
+        return True
+
+    args = _ffmpeg_base() + [
+        "-f", "mp3", "-i", str(path), "-map", "0:a:0",
+        "-af", _analysis_filter(OUTPUT_RATE),
+        "-c:a", "pcm_f32le", "-f", "f32le", "pipe:1",
+    ]  # fmt: skip
+    stream = _Stream(args, 2, tmp / "verify.log", FFMPEG_TIMEOUT_S)
+    stream.run(OUTPUT_RATE // 10 * 20, on_chunk)
+    if stream.timed_out or stream.returncode != 0 or meter.samples == 0:
+        raise RuntimeError(f"could not decode our own MP3: {stream.stderr()[-500:]}")
+    lufs, tp = meter.result()
+    return lufs, tp, meter.samples
+
+
+def _check_output(path: Path) -> int:
+    """Check the published MP3 with ffprobe (format, rate, mono, no tags); return its kbps."""
+    data, stderr, rc = _ffprobe_json(
+        path,
+        None,
+        "format=format_name,bit_rate:format_tags:stream=codec_name,sample_rate,channels,"
+        "bit_rate:stream_tags",
+    )
+    fmt = data.get("format") or {}
+    streams = data.get("streams") or []
+    problems = []
+    if rc != 0 or fmt.get("format_name") != "mp3" or len(streams) != 1:
+        problems.append(f"not a single-stream mp3 ({fmt.get('format_name')}, {len(streams)})")
+    else:
+        s = streams[0]
+        if s.get("codec_name") != "mp3" or s.get("channels") != 1:
+            problems.append("not mono mp3")
+        if _int(s.get("sample_rate")) != OUTPUT_RATE:
+            problems.append(f"sample rate {s.get('sample_rate')}")
+        if s.get("tags"):
+            problems.append(f"stream tags {sorted(s['tags'])}")
+    if fmt.get("tags"):
+        problems.append(f"format tags {sorted(fmt['tags'])}")
+    if problems:
+        raise RuntimeError(f"published MP3 failed its check: {'; '.join(problems)} {stderr}")
+    rate = _int((streams[0] or {}).get("bit_rate")) or BITRATE_KBPS * 1000
+    return int(round(rate / 1000))
+
+
+def _publish(tmp_file: Path, out_dir: Path, stem: str | None) -> Path:
+    if stem is None:
+        digest = hashlib.sha256()
+        with tmp_file.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        stem = digest.hexdigest()[:32]
+    if not stem or "/" in stem or "\\" in stem or stem.startswith("."):
+        raise ValueError(f"bad output name {stem!r}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final = out_dir / f"{stem}.mp3"
+    fd, part = tempfile.mkstemp(dir=out_dir, prefix=f".{stem}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as dst, tmp_file.open("rb") as src:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        os.chmod(part, 0o644)
+        os.replace(part, final)
+    except BaseException:
+        Path(part).unlink(missing_ok=True)
+        raise
+    return final
+
+
+# --- Entry point ----------------------------------------------------------------------------
+
+
+def process(
+    src: Path, out_dir: Path, limits: Limits = Limits(), *, stem: str | None = None
+) -> ProcessedAudio:
+    """Check, clean up and publish the recording ``src`` as an MP3 in ``out_dir``.
+
+    The published file is named ``<stem>.mp3`` (default: the first 32 hex digits of its SHA-256)
+    and is the only file this leaves behind; on any error nothing is left in ``out_dir``.
+    Raises :class:`PayloadTooLarge` or :class:`AudioRejected` (codes ``not_audio``,
+    ``undecodable``, ``too_long``, ``too_short``, ``silent``) for unacceptable uploads, and
+    ``RuntimeError`` for problems of our own (ffmpeg missing or failing on our output).
+    """
+    src, out_dir = Path(src), Path(out_dir)
+    info = probe(src, limits)
+    with tempfile.TemporaryDirectory(prefix="voicemap-audio-") as tmp_name:
+        tmp = Path(tmp_name)
+        dec = _decode(src, info, limits, tmp)
+        seg = _find_voice(dec, limits)
+        a, b = seg.samples(len(dec.x))
+        kw = dec.kw_energy[seg.start_block : seg.end_block]
+        tp = _block_true_peaks(dec.x, a, b)
+        source_lufs = _predicted_loudness(kw, np.ones(len(kw)), 1.0)
+        if not math.isfinite(source_lufs):
+            raise AudioRejected(
+                "The recording is silent: no voice could be heard in it. Check the microphone "
+                "and record again.",
+                code="silent",
+            )
+        gain = 10.0 ** ((TARGET_LUFS - source_lufs) / 20.0)
+        ceiling = 10.0 ** (PRE_ENCODE_CEILING_DBTP / 20.0)
+        tp_goal = MAX_TRUE_PEAK_DBTP - TRUE_PEAK_MARGIN_DB
+        raw, mp3 = tmp / "render.f32", tmp / "out.mp3"
+        offset = -MP3_LOUDNESS_BIAS_LU  # predicted-vs-published correction, refined per encode
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            gain, gains = _solve_gain(kw, tp, TARGET_LUFS + offset, ceiling, gain)
+            peaks = _render(dec.x, a, b, gain, gains, raw)
+            _encode(raw, mp3)
+            lufs, true_peak, n_out = _measure_mp3(mp3, tmp)
+            log.debug(
+                "attempt %d: gain %+.2f dB ceiling %.2f dBTP -> %.2f LUFS %.2f dBTP",
+                attempt, _db(gain), _db(ceiling), lufs, true_peak,
+            )  # fmt: skip
+            loud_ok = abs(lufs - TARGET_LUFS) <= LOUDNESS_TOLERANCE_LU
+            if true_peak <= tp_goal and loud_ok:
+                break
+            offset += TARGET_LUFS - lufs
+            if true_peak > tp_goal:
+                ceiling *= 10.0 ** ((tp_goal - true_peak - 0.1) / 20.0)
+        if true_peak > MAX_TRUE_PEAK_DBTP or abs(lufs - TARGET_LUFS) > 1.0:
+            raise RuntimeError(
+                f"could not normalise: {lufs:.2f} LUFS, {true_peak:.2f} dBTP after {attempt} tries"
+            )
+        kbps = _check_output(mp3)
+        del dec  # free the decoded signal before copying out
+        final = _publish(mp3, out_dir, stem)
+    log.info(
+        "published %s: %.2f s, %.2f LUFS, %.2f dBTP (from %s/%s, %d encode(s))",
+        final.name, n_out / OUTPUT_RATE, lufs, true_peak, info.format, info.codec, attempt,
+    )  # fmt: skip
+    return ProcessedAudio(
+        path=final,
+        duration_ms=int(round(n_out * 1000 / OUTPUT_RATE)),
+        loudness_lufs=round(lufs, 2),
+        true_peak_dbtp=round(true_peak, 2),
+        sample_rate=OUTPUT_RATE,
+        bitrate_kbps=kbps,
+        peaks=peaks,
+        source=info,
+    )

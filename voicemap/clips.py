@@ -1,0 +1,307 @@
+"""Attaching, reviewing and deleting clips: validation, processing, storage and rows as one.
+
+A clip is committed only after both of its files (the published MP3 and the archived
+original) are in place; any failure removes the files this attempt created, so neither a
+file nor a row is ever left half-done. Withdrawing consent deletes the row first, then the
+files, so a crash in between leaves only unreferenced files, which ``fsck`` finds.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from . import audio
+from .errors import BadRequest, Forbidden, NotFound
+from .models import Clip, Manager, Venue, utcnow
+from .storage import MediaStore
+
+STATUSES = ("pending", "published", "rejected")
+LANG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
+# A first name: letters (any script), optionally joined by a hyphen, apostrophe or dot;
+# no spaces, digits or @, so a full name, an e-mail or a phone number does not fit.
+FIRST_NAME = re.compile(r"^[^\W\d_]+(?:[-'’.·][^\W\d_]+)*$")
+MIN_AGE, MAX_AGE = 3, 17
+TRUTHY = {"true", "1", "yes", "on"}
+
+
+@dataclass
+class ClipFields:
+    """What a manager says about a recording, checked."""
+
+    lang: str
+    transcript: str
+    consent_by: str
+    narrator_name: str
+    narrator_age: int | None
+    title: str | None = None
+    synthetic: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def check_fields(form: dict[str, Any]) -> ClipFields:
+    """Validate the fields of an upload (multipart form or CLI options); BadRequest names the
+    first bad one. Guardian consent is checked first: without it nothing else matters."""
+    consent = str(form.get("consent", "")).strip().lower()
+    consent_by = str(form.get("consent_by") or "").strip()
+    if consent not in TRUTHY or not consent_by:
+        raise BadRequest("guardian consent is required: set consent=true and consent_by to "
+                         "the name of the parent or guardian who gave it", code="no_consent",
+                         param="consent")
+    if len(consent_by) > 100:
+        raise BadRequest("consent_by is longer than 100 characters", param="consent_by")
+    lang = str(form.get("lang") or "").strip()
+    if not LANG.match(lang):
+        raise BadRequest("lang must be a language code such as zh, en or zh-Hant",
+                         param="lang")
+    name = str(form.get("narrator_name") or "").strip()
+    if not name or len(name) > 40 or not FIRST_NAME.match(name):
+        raise BadRequest("narrator_name must be the child's first name only (letters, no "
+                         "spaces, digits or contact details)", param="narrator_name")
+    try:
+        age = int(str(form.get("narrator_age", "")).strip())
+    except ValueError:
+        age = -1
+    if not MIN_AGE <= age <= MAX_AGE:
+        raise BadRequest(f"narrator_age must be a whole number from {MIN_AGE} to {MAX_AGE}",
+                         param="narrator_age")
+    transcript = str(form.get("transcript") or "").strip()
+    if not transcript:
+        raise BadRequest("a transcript is required: families who cannot hear the clip read it",
+                         param="transcript")
+    if len(transcript) > 10_000:
+        raise BadRequest("transcript is longer than 10,000 characters", param="transcript")
+    title = str(form.get("title") or "").strip() or None
+    if title and len(title) > 200:
+        raise BadRequest("title is longer than 200 characters", param="title")
+    return ClipFields(lang=lang, transcript=transcript, consent_by=consent_by,
+                      narrator_name=name, narrator_age=age, title=title)
+
+
+def new_id() -> str:
+    return secrets.token_urlsafe(9)
+
+
+def attach(session: Session, store: MediaStore, venue_id: str, upload: Path,
+           fields: ClipFields, *, manager: Manager | None, limits: audio.Limits,
+           status: str = "pending") -> Clip:
+    """Process an upload and attach it to a venue as a new clip, committed.
+
+    ``manager`` is the uploader (None for the command line); the caller has checked that
+    they may manage this venue. :raises: NotFound, BadRequest, AudioRejected,
+    PayloadTooLarge; on any of them nothing is stored.
+    """
+    if session.get(Venue, venue_id) is None:
+        raise NotFound(f"no venue with id {venue_id!r}")
+    created: list[tuple[str, str]] = []
+    with tempfile.TemporaryDirectory(dir=store.tmp_dir(), prefix="clip-") as work:
+        processed = audio.process(Path(upload), Path(work), limits)
+        try:
+            original, new = store.put("originals", upload)
+            if new:
+                created.append(("originals", original))
+            published, new = store.put("published", processed.path)
+            if new:
+                created.append(("published", published))
+            now = utcnow()
+            clip = Clip(
+                id=new_id(), venue_id=venue_id, lang=fields.lang,
+                narrator_name=fields.narrator_name, narrator_age=fields.narrator_age,
+                synthetic=fields.synthetic, title=fields.title, transcript=fields.transcript,
+                status=status, duration_ms=processed.duration_ms,
+                loudness_lufs=round(processed.loudness_lufs, 2),
+                true_peak_dbtp=round(processed.true_peak_dbtp, 2),
+                peaks=json.dumps(processed.peaks), audio_sha256=published,
+                original_sha256=original, original_format=processed.source.format,
+                uploaded_by=manager.id if manager else None, uploaded_at=now,
+                consent_by=fields.consent_by, consent_at=now,
+                reviewed_at=now if status != "pending" else None)
+            session.add(clip)
+            session.commit()
+        except BaseException:
+            session.rollback()
+            _discard(session, store, created)
+            raise
+    return clip
+
+
+def _discard(session: Session, store: MediaStore, files: list[tuple[str, str]]) -> None:
+    """Delete these files unless a committed clip refers to them."""
+    for kind, sha in files:
+        if not _referenced(session, kind, sha):
+            store.delete(kind, sha)
+
+
+def _referenced(session: Session, kind: str, sha: str, excluding: str | None = None) -> bool:
+    column = Clip.audio_sha256 if kind == "published" else Clip.original_sha256
+    stmt = select(Clip.id).where(column == sha)
+    if excluding:
+        stmt = stmt.where(Clip.id != excluding)
+    return session.execute(stmt.limit(1)).first() is not None
+
+
+def get(session: Session, clip_id: str) -> Clip:
+    clip = session.get(Clip, clip_id)
+    if clip is None:
+        raise NotFound(f"no clip with id {clip_id!r}")
+    return clip
+
+
+def visible(clip: Clip, manager: Manager | None) -> bool:
+    """Published clips are public; pending and rejected ones only to uploader and admins."""
+    if clip.status == "published":
+        return True
+    return manager is not None and (manager.is_admin or clip.uploaded_by == manager.id)
+
+
+def get_visible(session: Session, clip_id: str, manager: Manager | None) -> Clip:
+    """The clip if this caller may see it, else NotFound (hiding that it exists)."""
+    clip = get(session, clip_id)
+    if not visible(clip, manager):
+        raise NotFound(f"no clip with id {clip_id!r}")
+    return clip
+
+
+def for_venue(session: Session, venue_id: str, manager: Manager | None = None) -> list[Clip]:
+    """The venue's clips this caller may see, newest first."""
+    stmt = select(Clip).where(Clip.venue_id == venue_id)
+    if manager is None:
+        stmt = stmt.where(Clip.status == "published")
+    elif not manager.is_admin:
+        stmt = stmt.where(or_(Clip.status == "published", Clip.uploaded_by == manager.id))
+    return list(session.execute(stmt.order_by(Clip.uploaded_at.desc(), Clip.id)).scalars())
+
+
+def published_by_venue(session: Session, venue_ids: list[str] | None = None
+                       ) -> dict[str, list[Clip]]:
+    """Published clips grouped by venue (all venues, or these)."""
+    stmt = select(Clip).where(Clip.status == "published")
+    if venue_ids is not None:
+        stmt = stmt.where(Clip.venue_id.in_(venue_ids))
+    out: dict[str, list[Clip]] = {}
+    for clip in session.execute(stmt.order_by(Clip.lang, Clip.uploaded_at)).scalars():
+        out.setdefault(clip.venue_id, []).append(clip)
+    return out
+
+
+def pending(session: Session) -> list[Clip]:
+    """Clips waiting for review, oldest first."""
+    return list(session.execute(select(Clip).where(Clip.status == "pending")
+                                .order_by(Clip.uploaded_at)).scalars())
+
+
+def review(session: Session, clip_id: str, reviewer: Manager | None, *, publish: bool,
+           reason: str | None = None) -> Clip:
+    """Publish or reject a clip (administrators; None means the command line)."""
+    if reviewer is not None and not reviewer.is_admin:
+        raise Forbidden("only administrators can review clips")
+    clip = get(session, clip_id)
+    if not publish and not (reason and reason.strip()):
+        raise BadRequest("a rejection needs a reason", param="reason")
+    clip.status = "published" if publish else "rejected"
+    clip.reject_reason = None if publish else reason.strip()
+    clip.reviewed_by = reviewer.id if reviewer else None
+    clip.reviewed_at = utcnow()
+    session.commit()
+    return clip
+
+
+def delete(session: Session, store: MediaStore, clip_id: str, manager: Manager | None) -> None:
+    """Remove a clip everywhere (consent withdrawn): row, published file, archived original.
+
+    A file shared with another clip (the same bytes uploaded twice) stays for that clip.
+    ``manager`` None means the command line; otherwise the uploader's venue managers and
+    administrators may delete.
+    """
+    clip = get(session, clip_id)
+    if manager is not None and not manager.is_admin and not any(
+            v.id == clip.venue_id for v in manager.venues):
+        raise Forbidden(f"you do not manage venue {clip.venue_id!r}")
+    files = [("published", clip.audio_sha256), ("originals", clip.original_sha256)]
+    session.delete(clip)
+    session.commit()
+    _discard(session, store, files)
+
+
+def to_dict(clip: Clip, private: bool = False) -> dict[str, Any]:
+    """A clip as JSON: what families see, and with ``private`` what managers also see."""
+    out: dict[str, Any] = {
+        "id": clip.id, "venue_id": clip.venue_id, "lang": clip.lang,
+        "narrator_name": clip.narrator_name, "narrator_age": clip.narrator_age,
+        "synthetic": clip.synthetic, "title": clip.title, "transcript": clip.transcript,
+        "duration_ms": clip.duration_ms, "loudness_lufs": clip.loudness_lufs,
+        "peaks": json.loads(clip.peaks), "status": clip.status,
+        "audio_url": f"/audio/{clip.id}.mp3",
+    }
+    if private:
+        out.update(
+            true_peak_dbtp=clip.true_peak_dbtp, original_format=clip.original_format,
+            reject_reason=clip.reject_reason, uploaded_by=clip.uploaded_by,
+            uploaded_at=_iso(clip.uploaded_at), consent_by=clip.consent_by,
+            consent_at=_iso(clip.consent_at), reviewed_at=_iso(clip.reviewed_at))
+    return out
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+# --- consistency -------------------------------------------------------------------------
+
+
+@dataclass
+class FsckReport:
+    orphan_files: list[tuple[str, str]] = field(default_factory=list)
+    missing_files: list[tuple[str, str, str]] = field(default_factory=list)  # clip, kind, sha
+    stale_temporaries: list[str] = field(default_factory=list)
+    repaired: bool = False
+
+    @property
+    def clean(self) -> bool:
+        return not (self.orphan_files or self.missing_files or self.stale_temporaries)
+
+
+def fsck(session: Session, store: MediaStore, repair: bool = False) -> FsckReport:
+    """Compare stored files with clip rows; with ``repair``, remove orphans either way.
+
+    Orphan files (no row refers to them) are deleted; rows whose files are gone are
+    deleted too, since such a clip can neither be played nor archived.
+    """
+    report = FsckReport()
+    rows = session.execute(select(Clip.id, Clip.audio_sha256, Clip.original_sha256)).all()
+    wanted = {"published": {r[1] for r in rows}, "originals": {r[2] for r in rows}}
+    for kind in ("published", "originals"):
+        for sha in store.hashes(kind):
+            if sha not in wanted[kind]:
+                report.orphan_files.append((kind, sha))
+    for clip_id, pub, orig in rows:
+        for kind, sha in (("published", pub), ("originals", orig)):
+            if not store.exists(kind, sha):
+                report.missing_files.append((clip_id, kind, sha))
+    report.stale_temporaries = [str(p) for p in store.stale_temporaries()]
+    if repair and not report.clean:
+        broken = {clip_id for clip_id, _, _ in report.missing_files}
+        leftovers: list[tuple[str, str]] = []
+        for clip_id in broken:
+            clip = session.get(Clip, clip_id)
+            leftovers += [("published", clip.audio_sha256), ("originals", clip.original_sha256)]
+            session.delete(clip)
+        session.commit()
+        for kind, sha in report.orphan_files:
+            store.delete(kind, sha)
+        _discard(session, store, leftovers)
+        for path in map(Path, report.stale_temporaries):
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(
+                missing_ok=True)
+        report.repaired = True
+    return report

@@ -1,0 +1,149 @@
+"""The clips API: attach (managers), list, review (administrators), delete, stream audio."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from flask import Blueprint, current_app, g, jsonify, request, send_file
+
+from .. import audio, auth, clips, db, venues
+from ..errors import BadRequest, NotFound, PayloadTooLarge
+from ..models import Clip
+from ..storage import media_store
+
+bp = Blueprint("clips", __name__)
+
+# Browsers and CDNs may keep a copy: "private" keeps shared caches out, so withdrawing
+# consent reaches everything but the listener's own browser cache.
+AUDIO_MAX_AGE = 30 * 24 * 3600
+
+
+def current_manager():
+    """The manager named by the request's bearer token (or the /manage session), or None."""
+    if "manager" not in g:
+        token = auth.bearer_token(request.headers.get("Authorization"))
+        g.manager = auth.authenticate(db.get_session(), token) if token else None
+        if g.manager is None and token:
+            auth.require(None)  # a token that is wrong is an error, not anonymity
+    return g.manager
+
+
+def limits() -> audio.Limits:
+    cfg = current_app.config
+    return audio.Limits(max_bytes=cfg["MAX_UPLOAD_BYTES"], max_duration_s=cfg["MAX_DURATION_S"],
+                        min_duration_s=cfg["MIN_DURATION_S"])
+
+
+def save_upload(file_storage, directory: Path, max_bytes: int) -> Path:
+    """Stream an uploaded file to disk, refusing it as soon as it passes ``max_bytes``."""
+    fd, name = tempfile.mkstemp(dir=directory, prefix="upload-")
+    path = Path(name)
+    written = 0
+    try:
+        with open(fd, "wb") as out:
+            while block := file_storage.stream.read(256 * 1024):
+                written += len(block)
+                if written > max_bytes:
+                    raise PayloadTooLarge(f"the file is larger than the limit of {max_bytes} "
+                                          "bytes", limit_bytes=max_bytes)
+                out.write(block)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def attach_from_request(venue_id: str, manager) -> clips.Clip:
+    """The one path from a multipart request to a stored clip (API and /manage share it)."""
+    session = db.get_session()
+    venues.get(session, venue_id)
+    auth.require_venue(manager, venue_id)
+    fields = clips.check_fields(request.form)
+    upload = request.files.get("file")
+    if upload is None:
+        raise BadRequest("no file: send the recording as the multipart field 'file'",
+                         param="file")
+    store = media_store()
+    path = save_upload(upload, store.tmp_dir(), current_app.config["MAX_UPLOAD_BYTES"])
+    try:
+        if path.stat().st_size == 0:
+            raise BadRequest("the file is empty", param="file", code="empty")
+        return clips.attach(session, store, venue_id, path, fields, manager=manager,
+                            limits=limits())
+    finally:
+        path.unlink(missing_ok=True)
+
+
+@bp.post("/api/venues/<venue_id>/clips")
+def create(venue_id: str):
+    manager = auth.require(current_manager())
+    clip = attach_from_request(venue_id, manager)
+    return jsonify(clips.to_dict(clip, private=True)), 201
+
+
+@bp.get("/api/venues/<venue_id>/clips")
+def venue_clips(venue_id: str):
+    session = db.get_session()
+    venues.get(session, venue_id)
+    manager = current_manager()
+    found = clips.for_venue(session, venue_id, manager)
+    return jsonify(clips=[clips.to_dict(c, private=_private(c, manager)) for c in found])
+
+
+def _private(clip, manager) -> bool:
+    return manager is not None and (manager.is_admin or clip.uploaded_by == manager.id)
+
+
+@bp.get("/api/clips/<clip_id>")
+def clip_detail(clip_id: str):
+    manager = current_manager()
+    clip = clips.get_visible(db.get_session(), clip_id, manager)
+    return jsonify(clips.to_dict(clip, private=_private(clip, manager)))
+
+
+@bp.delete("/api/clips/<clip_id>")
+def remove(clip_id: str):
+    manager = auth.require(current_manager())
+    clips.delete(db.get_session(), media_store(), clip_id, manager)
+    return "", 204
+
+
+@bp.get("/api/review")
+def review_queue():
+    auth.require_admin(current_manager())
+    return jsonify(clips=[clips.to_dict(c, private=True) for c in clips.pending(db.get_session())])
+
+
+@bp.post("/api/clips/<clip_id>/publish")
+def publish(clip_id: str):
+    admin = auth.require_admin(current_manager())
+    clip = clips.review(db.get_session(), clip_id, admin, publish=True)
+    return jsonify(clips.to_dict(clip, private=True))
+
+
+@bp.post("/api/clips/<clip_id>/reject")
+def reject(clip_id: str):
+    admin = auth.require_admin(current_manager())
+    body = request.get_json(silent=True) or {}
+    reason = body.get("reason") or request.form.get("reason")
+    clip = clips.review(db.get_session(), clip_id, admin, publish=False, reason=reason)
+    return jsonify(clips.to_dict(clip, private=True))
+
+
+@bp.get("/audio/<clip_id>.mp3")
+def stream(clip_id: str):
+    """A published clip's MP3, with Range (206) for seeking on iOS, ETag and caching."""
+    clip = db.get_session().get(Clip, clip_id)
+    if clip is None or clip.status != "published":
+        raise NotFound(f"no published clip with id {clip_id!r}")
+    path = media_store().path("published", clip.audio_sha256)
+    if not path.is_file():
+        current_app.logger.error("clip %s: published file %s is missing", clip_id, path)
+        raise NotFound(f"no published clip with id {clip_id!r}")
+    response = send_file(path, mimetype="audio/mpeg", conditional=True,
+                         etag=clip.audio_sha256, max_age=AUDIO_MAX_AGE)
+    response.cache_control.public = False
+    response.cache_control.private = True
+    response.headers["Accept-Ranges"] = "bytes"
+    return response

@@ -1,0 +1,197 @@
+"""/manage: venue managers sign in with their token, upload or record clips, and
+administrators review. Session cookie, CSRF token on every form."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from functools import wraps
+
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    session,
+    url_for,
+)
+from sqlalchemy import func, select
+
+from .. import auth, clips, db
+from ..errors import VoicemapError
+from ..models import Clip, Manager, Venue
+from ..storage import media_store
+from .clips import attach_from_request
+
+bp = Blueprint("manage", __name__, url_prefix="/manage")
+
+CSP = ("default-src 'self'; img-src 'self' data:; media-src 'self' blob:; "
+       "style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'")
+
+
+def csrf_token() -> str:
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(32)
+    return session["csrf"]
+
+
+@bp.before_request
+def check_csrf():
+    if request.method == "POST":
+        sent = request.form.get("csrf") or request.headers.get("X-CSRF-Token") or ""
+        expected = session.get("csrf", "")
+        if not expected or not hmac.compare_digest(sent, expected):
+            abort(400, description="the form has expired or did not come from this site; "
+                                   "reload the page and try again")
+
+
+@bp.after_request
+def headers(response):
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.app_context_processor
+def inject():
+    return {"csrf_token": csrf_token}
+
+
+def signed_in() -> Manager | None:
+    if "manage_manager" not in g:
+        mid = session.get("manager_id")
+        g.manage_manager = db.get_session().get(Manager, mid) if mid else None
+    return g.manage_manager
+
+
+def login_required(view):
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        if signed_in() is None:
+            return redirect(url_for("manage.index"))
+        return view(*args, **kwargs)
+    return wrapped
+
+
+def managed_venues(manager: Manager) -> list[Venue]:
+    s = db.get_session()
+    if manager.is_admin:
+        return list(s.execute(select(Venue).order_by(Venue.category, Venue.id)).scalars())
+    return sorted(manager.venues, key=lambda v: (v.category, v.id))
+
+
+@bp.get("/")
+def index():
+    manager = signed_in()
+    if manager is None:
+        return render_template("manage/signin.html")
+    s = db.get_session()
+    counts = dict(s.execute(select(Clip.venue_id, func.count()).group_by(Clip.venue_id)).all())
+    pending = len(clips.pending(s)) if manager.is_admin else 0
+    return render_template("manage/index.html", manager=manager, counts=counts,
+                           venues=managed_venues(manager), pending=pending)
+
+
+@bp.post("/signin")
+def signin():
+    manager = auth.authenticate(db.get_session(), request.form.get("token", "").strip())
+    if manager is None:
+        return render_template("manage/signin.html", error="That token is not valid."), 401
+    session.clear()
+    session["manager_id"] = manager.id
+    csrf_token()
+    return redirect(url_for("manage.index"))
+
+
+@bp.post("/signout")
+def signout():
+    session.clear()
+    return redirect(url_for("manage.index"))
+
+
+@bp.get("/venues/<venue_id>")
+@login_required
+def venue(venue_id: str):
+    manager = signed_in()
+    s = db.get_session()
+    place = s.get(Venue, venue_id)
+    if place is None:
+        abort(404)
+    if not auth.can_manage(manager, venue_id):
+        abort(403)
+    return render_template("manage/venue.html", manager=manager, venue=place,
+                           clips=clips.for_venue(s, venue_id, manager))
+
+
+@bp.post("/venues/<venue_id>/clips")
+@login_required
+def upload(venue_id: str):
+    """The upload form and the in-browser recorder both post here."""
+    wants_json = request.accept_mimetypes.best == "application/json"
+    try:
+        clip = attach_from_request(venue_id, signed_in())
+    except VoicemapError as exc:
+        if wants_json:
+            return jsonify(exc.to_dict()), exc.status
+        flash(exc.message, "error")
+        return redirect(url_for("manage.venue", venue_id=venue_id)), 303
+    if wants_json:
+        return jsonify(clips.to_dict(clip, private=True)), 201
+    flash(f"Clip {clip.id} uploaded and waiting for review.", "ok")
+    return redirect(url_for("manage.venue", venue_id=venue_id)), 303
+
+
+@bp.get("/clips/<clip_id>.mp3")
+@login_required
+def listen(clip_id: str):
+    """The processed file of a clip the manager may see, published or not."""
+    clip = clips.get_visible(db.get_session(), clip_id, signed_in())
+    return send_file(media_store().path("published", clip.audio_sha256), mimetype="audio/mpeg",
+                     conditional=True)
+
+
+@bp.post("/clips/<clip_id>/delete")
+@login_required
+def delete(clip_id: str):
+    clip = clips.get(db.get_session(), clip_id)
+    venue_id = clip.venue_id
+    clips.delete(db.get_session(), media_store(), clip_id, signed_in())
+    flash(f"Clip {clip_id} deleted everywhere.", "ok")
+    return redirect(url_for("manage.venue", venue_id=venue_id)), 303
+
+
+@bp.get("/review")
+@login_required
+def review():
+    if not signed_in().is_admin:
+        abort(403)
+    return render_template("manage/review.html", manager=signed_in(),
+                           clips=clips.pending(db.get_session()))
+
+
+@bp.post("/clips/<clip_id>/<action>")
+@login_required
+def decide(clip_id: str, action: str):
+    if action not in ("publish", "reject"):
+        abort(404)
+    try:
+        clips.review(db.get_session(), clip_id, signed_in(), publish=action == "publish",
+                     reason=request.form.get("reason"))
+    except VoicemapError as exc:
+        flash(exc.message, "error")
+    else:
+        flash(f"Clip {clip_id} {'published' if action == 'publish' else 'rejected'}.", "ok")
+    return redirect(url_for("manage.review")), 303
+
+
+@bp.errorhandler(403)
+def forbidden(_exc):
+    return render_template("error.html", status=403,
+                           message="You do not manage this venue."), 403
