@@ -296,3 +296,19 @@ def _silence(path: Path) -> Path:
     subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
                     "anullsrc=r=44100:cl=mono", "-t", "4", str(path)], check=True)
     return path
+
+
+def test_demo_clips_are_labelled_synthetic_and_added_once(app, runner):
+    load(app, [feature("zoo", 116.338, 39.941, "science_site",
+                       description_zh="动物园里有大熊猫。", description_en="The zoo has pandas."),
+               feature("plain", 116.3, 39.9, "park")])  # no description: no demo clip
+    first = runner.invoke("demo-clips")
+    assert first.exit_code == 0 and "2 synthetic demo clip(s) added" in first.output
+    assert "0 synthetic" in runner.invoke("demo-clips").output
+    with app.app_context():
+        rows = db.get_session().execute(select(Clip).order_by(Clip.lang)).scalars().all()
+    assert [(c.venue_id, c.lang, c.status, c.synthetic) for c in rows] == [
+        ("zoo", "en", "published", True), ("zoo", "zh", "published", True)]
+    assert rows[0].transcript.startswith("[Synthetic placeholder, not a child's voice]")
+    assert rows[1].transcript.startswith("【合成语音示例，并非儿童录音】")
+    assert rows[0].narrator_age is None and rows[0].duration_ms > 1000
