@@ -1,0 +1,539 @@
+"""voicemap.audio on real recordings made at test time: every accepted format, hostile files,
+limits, tags. Loudness and true peak of the published MP3 are checked with ffmpeg's ebur128
+filter, a meter independent of ours."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import audio_fixtures as fx
+import numpy as np
+import pytest
+
+from voicemap import audio
+from voicemap.audio import Limits, ProbeInfo
+from voicemap.errors import AudioRejected, PayloadTooLarge
+
+pytestmark = pytest.mark.skipif(
+    not (fx.ESPEAK and Path(fx.FFMPEG).exists() and Path(fx.FFPROBE).exists()),
+    reason="needs espeak-ng, ffmpeg and ffprobe",
+)
+
+LEAD_S, TRAIL_S = 1.5, 2.0  # silence made around the speech
+
+
+# --- fixtures -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def sources(tmp_path_factory) -> dict[str, Path]:
+    """Two raw recordings: quiet English (44.1 kHz stereo, faint hiss) and hot Mandarin
+    (48 kHz mono, noisier room), each padded with silence."""
+    d = tmp_path_factory.mktemp("sources")
+    return {
+        "en": fx.speech_wav(d / "en.wav", "en", lead_s=LEAD_S, trail_s=TRAIL_S, gain_db=-22),
+        "zh": fx.speech_wav(d / "zh.wav", "zh", lead_s=LEAD_S, trail_s=TRAIL_S, gain_db=-3,
+                            rate=48000, channels=1, noise_dbfs=-55),  # fmt: skip
+    }
+
+
+@pytest.fixture(scope="session")
+def encoded(sources, tmp_path_factory):
+    """Encode a source once per (lang, format) for the whole session."""
+    d = tmp_path_factory.mktemp("encoded")
+    cache: dict[tuple[str, str], Path] = {}
+
+    def get(lang: str, fmt: str) -> Path:
+        if (lang, fmt) not in cache:
+            cache[lang, fmt] = fx.encode(sources[lang], fmt, d)
+        return cache[lang, fmt]
+
+    return get
+
+
+@pytest.fixture
+def out_dir(tmp_path) -> Path:
+    d = tmp_path / "out"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture(autouse=True)
+def private_tempdir(tmp_path, monkeypatch) -> Path:
+    """Point tempfile at an empty folder so each test can check that nothing is left there."""
+    d = tmp_path / "tmp"
+    d.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(d))
+    return d
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def mp3_frames(path: Path) -> list[tuple[int, int, int, int]]:
+    """(MPEG version bits, layer bits, bitrate index, sample-rate index) of every frame."""
+    data = path.read_bytes()
+    assert data[:3] != b"ID3", "published MP3 must carry no ID3 tag"
+    frames, pos = [], 0
+    while pos + 4 <= len(data):
+        n = audio._mp3_frame_len(data[pos : pos + 4])
+        assert n, f"no MPEG frame header at byte {pos} of {len(data)}"
+        h = data[pos : pos + 4]
+        frames.append(((h[1] >> 3) & 3, (h[1] >> 1) & 3, h[2] >> 4, (h[2] >> 2) & 3))
+        pos += n
+    return frames
+
+
+def assert_published(result: audio.ProcessedAudio, out_dir: Path, src: Path) -> None:
+    assert list(out_dir.iterdir()) == [result.path]
+    info = fx.ffprobe(result.path)
+    (stream,) = info["streams"]
+    assert info["format"]["format_name"] == "mp3"
+    assert stream["codec_name"] == "mp3" and stream["channels"] == 1
+    assert int(stream["sample_rate"]) in (32000, 44100, 48000)  # MPEG-1 rates
+    assert 64000 <= int(stream["bit_rate"]) <= 96000
+    assert not info["format"].get("tags") and not stream.get("tags")
+    frames = mp3_frames(result.path)
+    assert {f[:2] for f in frames} == {(3, 1)}, "MPEG-1 Layer III"
+    assert len({f[2] for f in frames}) == 1, "constant bitrate"
+    assert result.sample_rate == int(stream["sample_rate"])
+    assert 64 <= result.bitrate_kbps <= 96
+
+    lufs, peak = fx.ebur128(result.path)
+    assert abs(lufs - audio.TARGET_LUFS) <= 1.0, lufs
+    assert peak <= -1.0, peak
+    assert abs(result.loudness_lufs - lufs) < 0.15 and abs(result.true_peak_dbtp - peak) < 0.15
+
+    published = fx.duration(result.path)
+    assert abs(result.duration_ms / 1000 - published) < 0.06
+    # leading/trailing silence trimmed down to the ~200 ms pads
+    before = fx.duration(src)
+    removed = before - published
+    pads = 2 * audio.PAD_S
+    assert LEAD_S + TRAIL_S - pads - 0.1 <= removed <= LEAD_S + TRAIL_S - pads + 1.0, removed
+
+    assert len(result.peaks) == 100
+    assert all(0.0 <= p <= 1.0 and round(p, 3) == p for p in result.peaks)
+    assert max(result.peaks) == 1.0
+    assert result.peaks[0] < 0.2 and result.peaks[-1] < 0.2  # pads and fades at the ends
+
+
+def rejected(exc_info, code: str, out_dir: Path, tmp: Path) -> str:
+    assert exc_info.value.code == code, (exc_info.value.code, exc_info.value.message)
+    assert list(out_dir.iterdir()) == []
+    assert list(tmp.iterdir()) == []  # the temporary directory was cleaned up
+    return exc_info.value.message
+
+
+# --- accepted formats -----------------------------------------------------------------------
+
+CASES = [
+    ("en", "wav", "wav", "pcm_s16le"),
+    ("en", "mp3", "mp3", "mp3"),
+    ("en", "m4a", "mp4", "aac"),
+    ("en", "adts", "aac", "aac"),
+    ("en", "ogg_vorbis", "ogg", "vorbis"),
+    ("en", "ogg_opus", "ogg", "opus"),
+    ("en", "webm_opus", "webm", "opus"),
+    ("en", "flac", "flac", "flac"),
+    ("en", "ogg_speex", "ogg", "speex"),
+    ("en", "amr_nb", "amr", "amr_nb"),
+    ("en", "amr_wb", "amr", "amr_wb"),
+    ("zh", "wav", "wav", "pcm_s16le"),
+    ("zh", "m4a", "mp4", "aac"),
+    ("zh", "webm_opus", "webm", "opus"),
+    ("zh", "amr_nb", "amr", "amr_nb"),
+]
+
+
+@pytest.mark.parametrize(("lang", "fmt", "kind", "codec"), CASES,
+                         ids=[f"{c[0]}-{c[1]}" for c in CASES])  # fmt: skip
+def test_accepted_formats(encoded, out_dir, private_tempdir, lang, fmt, kind, codec):
+    if fmt == "amr_nb" and not fx.amr_nb_available():
+        pytest.skip("needs libopencore-amrnb0 (the AMR-NB encoder)")
+    if fmt == "amr_wb" and not fx.amr_wb_available():
+        pytest.skip("needs libvo-amrwbenc0 (the AMR-WB encoder)")
+    src = encoded(lang, fmt)
+    # a misleading name must not matter: the content decides
+    renamed = src.with_name(f"upload-{lang}-{fmt}.bin")
+    renamed.write_bytes(src.read_bytes())
+    result = audio.process(renamed, out_dir)
+    assert result.source.format == kind and result.source.codec == codec
+    assert_published(result, out_dir, src)
+    assert list(private_tempdir.iterdir()) == []
+
+
+@pytest.mark.parametrize(("setting", "value"), [("PRE_ENCODE_CEILING_DBTP", -0.2),
+                                                ("MP3_LOUDNESS_BIAS_LU", 0.8)])
+def test_published_file_is_measured_and_corrected(setting, value, encoded, out_dir, monkeypatch):
+    """When the first encode misses (limiter set too high, or a wrong loudness prediction), the
+    measurement of the published MP3 drives another encode that lands."""
+    monkeypatch.setattr(audio, setting, value)
+    encodes = []
+    real_encode = audio._encode
+    monkeypatch.setattr(audio, "_encode", lambda *a: encodes.append(a) or real_encode(*a))
+    result = audio.process(encoded("zh", "wav"), out_dir)
+    assert 2 <= len(encodes) <= audio.MAX_ATTEMPTS
+    lufs, peak = fx.ebur128(result.path)
+    assert abs(lufs + 16) <= 0.5 and peak <= -1.0
+    assert list(out_dir.iterdir()) == [result.path]
+
+
+def test_probe_reports_source(encoded):
+    info = audio.probe(encoded("en", "m4a"))
+    assert isinstance(info, ProbeInfo)
+    assert (info.format, info.codec, info.sample_rate, info.channels) == ("mp4", "aac", 44100, 2)
+    assert info.duration_s == pytest.approx(fx.duration(encoded("en", "m4a")), abs=0.05)
+    assert not info.duration_estimated
+    webm = audio.probe(encoded("en", "webm_opus"))
+    assert (webm.format, webm.codec, webm.sample_rate) == ("webm", "opus", 48000)
+    if fx.amr_nb_available():
+        amr = audio.probe(encoded("en", "amr_nb"))
+        assert (amr.format, amr.codec, amr.sample_rate, amr.channels) == ("amr", "amr_nb", 8000, 1)
+
+
+def test_output_name_is_content_hash_or_stem(encoded, tmp_path):
+    a = audio.process(encoded("en", "flac"), tmp_path / "a")
+    assert len(a.path.stem) == 32 and a.path.suffix == ".mp3"
+    b = audio.process(encoded("en", "flac"), tmp_path / "b", stem="clip-1")
+    assert b.path == tmp_path / "b" / "clip-1.mp3"
+    assert a.path.read_bytes() == b.path.read_bytes()  # deterministic (bitexact, no tags)
+
+
+# --- metadata is stripped -------------------------------------------------------------------
+
+SECRETS = ["Xiaoming Wang", "Class 3, Chaoyang No.2 Primary", "39.9042", "116.4074",
+           "iPhone 15 Pro", "call me 13800138000"]  # fmt: skip
+
+
+def test_id3_tags_and_cover_art_are_stripped(sources, tmp_path, out_dir):
+    cover = fx.png_file(tmp_path / "cover.png")
+    src = tmp_path / "tagged.mp3"
+    fx.ffmpeg(
+        "-i", str(sources["en"]), "-i", str(cover), "-map", "0:a", "-map", "1:v",
+        "-c:a", "libmp3lame", "-b:a", "96k", "-c:v", "copy", "-id3v2_version", "3",
+        "-metadata", f"title={SECRETS[0]}", "-metadata", f"artist={SECRETS[1]}",
+        "-metadata", f"comment={SECRETS[5]}", "-metadata", f"location={SECRETS[2]},{SECRETS[3]}",
+        "-metadata", f"encoded_by={SECRETS[4]}", "-metadata:s:v", "title=Album cover",
+        str(src),
+    )  # fmt: skip
+    tags = fx.ffprobe(src)["format"]["tags"]
+    assert tags["title"] == SECRETS[0] and SECRETS[2] in json.dumps(tags)
+    result = audio.process(src, out_dir)
+    assert_published(result, out_dir, src)
+    data = result.path.read_bytes()
+    for secret in SECRETS + ["Album cover"]:
+        assert secret.encode() not in data
+    assert b"PNG" not in data and b"ID3" not in data
+
+
+def test_mp4_tags_and_location_are_stripped(sources, tmp_path, out_dir):
+    src = tmp_path / "tagged.m4a"
+    fx.ffmpeg(
+        "-i", str(sources["zh"]), "-c:a", "aac", "-b:a", "96k",
+        "-metadata", f"title={SECRETS[0]}", "-metadata", f"artist={SECRETS[1]}",
+        "-metadata", f"comment={SECRETS[5]}",
+        "-metadata", f"location=+{SECRETS[2]}+{SECRETS[3]}/",
+        "-metadata", f"com.apple.quicktime.location.ISO6709=+{SECRETS[2]}+{SECRETS[3]}/",
+        "-metadata", f"com.apple.quicktime.model={SECRETS[4]}",
+        "-movflags", "+use_metadata_tags", "-f", "mp4", str(src),
+    )  # fmt: skip
+    tags = json.dumps(fx.ffprobe(src)["format"]["tags"])
+    assert SECRETS[0] in tags and SECRETS[4] in tags and SECRETS[2] in tags
+    result = audio.process(src, out_dir)
+    assert_published(result, out_dir, src)
+    data = result.path.read_bytes()
+    for secret in SECRETS:
+        assert secret.encode() not in data
+
+
+# --- refusals -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("maker", ["text", "html", "png", "zip", "empty", "mp4_video",
+                                   "webm_video"])  # fmt: skip
+@pytest.mark.parametrize("name", ["voice.mp3", "voice.m4a", "voice.wav"])
+def test_not_audio(maker, name, encoded, tmp_path, out_dir, private_tempdir):
+    path = tmp_path / name
+    if maker == "text":
+        fx.text_file(path)
+    elif maker == "html":
+        fx.html_file(path)
+    elif maker == "png":
+        fx.png_file(path)
+    elif maker == "zip":  # a zip holding a real MP3 is still a zip
+        fx.zip_with_audio(encoded("en", "mp3"), path)
+    elif maker == "empty":
+        path.write_bytes(b"")
+    elif maker == "mp4_video":
+        fx.video_only(tmp_path / "v.mp4", "mp4").rename(path)
+    else:
+        fx.video_only(tmp_path / "v.webm", "webm").rename(path)
+    with pytest.raises(AudioRejected) as exc:
+        audio.process(path, out_dir)
+    assert exc.value.status == 422
+    message = rejected(exc, "not_audio", out_dir, private_tempdir)
+    assert message and ("audio" in message.lower() or "empty" in message.lower())
+
+
+@pytest.mark.parametrize("fmt", ["mp3", "m4a"])
+def test_truncated_files_are_undecodable(fmt, encoded, tmp_path, out_dir, private_tempdir):
+    src = fx.truncated(encoded("en", fmt), tmp_path / f"cut.{fmt}", 0.5)
+    with pytest.raises(AudioRejected) as exc:
+        audio.process(src, out_dir)
+    rejected(exc, "undecodable", out_dir, private_tempdir)
+
+
+def test_corrupt_body_is_undecodable(encoded, tmp_path, out_dir, private_tempdir):
+    """Right magic bytes, garbage after them."""
+    src = tmp_path / "junk.ogg"
+    src.write_bytes(b"OggS" + os.urandom(20000))
+    with pytest.raises(AudioRejected) as exc:
+        audio.process(src, out_dir)
+    rejected(exc, "undecodable", out_dir, private_tempdir)
+
+
+def test_too_large_is_refused_before_reading(encoded, out_dir, private_tempdir, monkeypatch):
+    src = encoded("en", "wav")
+    monkeypatch.setattr(audio, "_sniff", lambda _p: pytest.fail("read a file over the limit"))
+    with pytest.raises(PayloadTooLarge) as exc:
+        audio.process(src, out_dir, Limits(max_bytes=10_000))
+    assert exc.value.status == 413
+    message = rejected(exc, "too_large", out_dir, private_tempdir)
+    assert message == "The file is 1.8 MB; the limit is 10 KB."
+    assert exc.value.details["max_bytes"] == 10_000
+
+
+def test_too_long_by_stated_duration_is_refused_without_decoding(
+    encoded, out_dir, private_tempdir, monkeypatch
+):
+    monkeypatch.setattr(audio, "_decode", lambda *a: pytest.fail("decoded a too-long file"))
+    with pytest.raises(AudioRejected) as exc:
+        audio.process(encoded("en", "m4a"), out_dir, Limits(max_duration_s=5))
+    message = rejected(exc, "too_long", out_dir, private_tempdir)
+    assert "0:05" in message or "5.0 seconds" in message
+
+
+def test_two_hour_flac_is_refused_from_its_header(tmp_path, out_dir, private_tempdir):
+    bomb = fx.flac_bomb(tmp_path / "bomb.flac")
+    assert bomb.stat().st_size < 2_000_000
+    start = time.monotonic()
+    with pytest.raises(AudioRejected) as exc:
+        audio.process(bomb, out_dir)
+    assert time.monotonic() - start < 3
+    message = rejected(exc, "too_long", out_dir, private_tempdir)
+    assert "2:00:00" in message and "10:00" in message
+
+
+def test_lying_wav_header_is_refused(tmp_path, out_dir, private_tempdir):
+    """480 KB of 8 kHz PCM whose header claims 100 Hz: 80 minutes that would resample to GBs."""
+    bomb = fx.lying_wav(tmp_path / "lie.wav")
+    assert bomb.stat().st_size < 500_000
+    with pytest.raises(AudioRejected) as exc:
+        audio.process(bomb, out_dir)
+    rejected(exc, "too_long", out_dir, private_tempdir)
+
+
+@pytest.mark.parametrize("kind", ["flac", "webm"])
+def test_bomb_without_duration_is_stopped_by_the_bounded_decode(
+    kind, tmp_path, out_dir, private_tempdir
+):
+    if kind == "flac":
+        bomb = fx.flac_bomb(tmp_path / "bomb.flac", hide_duration=True)
+    else:
+        bomb = fx.webm_bomb(tmp_path / "bomb.webm", tmp_path)
+    assert audio.probe(bomb).duration_s is None  # the container does not say
+    with pytest.raises(AudioRejected) as exc:
+        audio.process(bomb, out_dir, Limits(max_duration_s=120))
+    message = rejected(exc, "too_long", out_dir, private_tempdir)
+    assert "2:00" in message
+
+
+def test_container_understating_its_duration_is_stopped(tmp_path, out_dir, private_tempdir):
+    chained = fx.chained_ogg(tmp_path / "chained.ogg", tmp_path)  # says 2 s, holds 62 s
+    assert audio.probe(chained).duration_s == pytest.approx(2.0, abs=0.1)
+    with pytest.raises(AudioRejected) as exc:
+        audio.process(chained, out_dir, Limits(max_duration_s=20))
+    message = rejected(exc, "too_long", out_dir, private_tempdir)
+    assert message == "The recording is longer than the limit of 20.0 seconds."
+
+
+def test_bounded_decode_keeps_memory_small(tmp_path):
+    """In a fresh interpreter, a 2-hour bomb with no stated duration, at the default 10-minute
+    limit, costs no more memory than a legitimate 10-minute recording."""
+    bomb = fx.flac_bomb(tmp_path / "bomb.flac", hide_duration=True)
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child of this (big)
+    # pytest process would report pytest's own size.
+    code = (
+        "import re, sys\n"
+        "from pathlib import Path\n"
+        "from voicemap import audio\n"
+        "from voicemap.errors import AudioRejected\n"
+        "try:\n"
+        "    audio.process(Path(sys.argv[1]), Path(sys.argv[2]))\n"
+        "except AudioRejected as e:\n"
+        "    hwm = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read())\n"
+        "    print(e.code, int(hwm.group(1)) // 1024)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code, str(bomb), str(tmp_path / "o")],
+                         capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    code_, rss_mb = res.stdout.split()
+    assert code_ == "too_long"
+    assert int(rss_mb) < 160, f"python peaked at {rss_mb} MB"
+
+
+def test_too_short(tmp_path, out_dir, private_tempdir):
+    src = fx.tone(tmp_path / "blip.m4a", 0.5, extra=["-c:a", "aac"])
+    with pytest.raises(AudioRejected) as exc:
+        audio.process(src, out_dir)
+    message = rejected(exc, "too_short", out_dir, private_tempdir)
+    assert "at least 1 second" in message
+
+
+@pytest.mark.parametrize("noise_dbfs", [None, -75.0, -50.0])
+def test_silent(noise_dbfs, tmp_path, out_dir, private_tempdir):
+    src = fx.silence(tmp_path / "quiet.wav", 4.0, noise_dbfs)
+    with pytest.raises(AudioRejected) as exc:
+        audio.process(src, out_dir)
+    rejected(exc, "silent", out_dir, private_tempdir)
+
+
+def test_only_clicks_is_refused(tmp_path, out_dir, private_tempdir):
+    """Peaks at the ceiling and still far under -16 LUFS: nothing to normalise."""
+    with pytest.raises(AudioRejected) as exc:
+        audio.process(fx.clicks(tmp_path / "taps.wav"), out_dir)
+    assert "clicks" in rejected(exc, "silent", out_dir, private_tempdir)
+
+
+def test_silk_is_named(tmp_path, out_dir):
+    src = tmp_path / "wechat.amr"
+    src.write_bytes(b"\x02#!SILK_V3" + os.urandom(2000))
+    with pytest.raises(AudioRejected) as exc:
+        audio.process(src, out_dir)
+    assert exc.value.code == "not_audio" and "SILK" in exc.value.message
+
+
+def test_missing_ffprobe_is_a_server_error(encoded, out_dir, monkeypatch):
+    monkeypatch.setenv("VOICEMAP_FFPROBE", "/nonexistent/ffprobe")
+    with pytest.raises(RuntimeError, match="ffprobe"):
+        audio.process(encoded("en", "wav"), out_dir)
+    assert list(out_dir.iterdir()) == []
+
+
+# --- the pieces -----------------------------------------------------------------------------
+
+
+def test_sniffing_ignores_names_and_skips_id3(tmp_path, encoded):
+    assert audio._sniff(encoded("en", "adts")) == "aac"
+    tagged = tmp_path / "x.txt"
+    fx.ffmpeg("-i", str(encoded("en", "wav")), "-t", "2", "-c:a", "aac", "-f", "adts",
+              "-write_id3v2", "1", "-metadata", "title=t", str(tagged))  # fmt: skip
+    assert tagged.read_bytes()[:3] == b"ID3"
+    assert audio._sniff(tagged) == "aac"
+    (tmp_path / "tty.mp3").write_text("hello\n" * 100)
+    assert audio._sniff(tmp_path / "tty.mp3") is None
+
+
+def test_meter_agrees_with_pyloudnorm():
+    """Our streaming BS.1770 meter against pyloudnorm's reference implementation."""
+    pyln = pytest.importorskip("pyloudnorm")
+    rate = 44100
+    rng = np.random.default_rng(3)
+    t = np.arange(rate * 5) / rate
+    x = (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 0.7 * t))
+         + 0.05 * rng.standard_normal(len(t))).astype(np.float32)  # fmt: skip
+    x[: rate] *= 0.001  # a quiet second for the gates to drop
+    weighted = x.astype(np.float64)
+    for b, a in audio._k_weighting(rate):
+        y = np.zeros_like(weighted)
+        x1 = x2 = y1 = y2 = 0.0
+        for i, v in enumerate(weighted):  # plain difference equation, no scipy
+            out = b[0] * v + b[1] * x1 + b[2] * x2 - a[1] * y1 - a[2] * y2
+            x2, x1, y2, y1 = x1, v, y1, out
+            y[i] = out
+        weighted = y
+    meter = audio._Meter(rate)
+    for i in range(0, len(x), 30000):  # streamed in odd-sized chunks
+        meter.feed(x[i : i + 30000], weighted[i : i + 30000].astype(np.float32))
+    lufs, _ = meter.result()
+    reference = pyln.Meter(rate, filter_class="DeMan").integrated_loudness(x.astype(np.float64))
+    assert lufs == pytest.approx(reference, abs=0.02)
+
+
+def test_true_peak_catches_intersample_peaks():
+    rate = 44100
+    t = np.arange(rate)
+    x = np.sin(2 * np.pi * (rate / 4) * t / rate + math.pi / 4) * np.hanning(rate) ** 0.1
+    x = x.astype(np.float32)  # a tone at fs/4, faded in and out (no step at the edges)
+    assert np.abs(x).max() == pytest.approx(math.sqrt(0.5), abs=2e-3)  # samples miss the crest
+    meter = audio._Meter(rate)
+    meter.feed(x, x)
+    _, peak = meter.result()
+    assert peak == pytest.approx(0.0, abs=0.05)
+
+
+def test_limiter_never_lets_a_block_over_the_ceiling():
+    rng = np.random.default_rng(5)
+    tp = (rng.random(20000) ** 4).astype(np.float32) * 2.0
+    tp[5000:5003] = 8.0  # a sharp spike
+    gain = 1.5
+    ceiling = np.full(len(tp), 0.8, dtype=np.float32)
+    ceiling[12000:12050] = 0.5  # lowered locally, as after an MP3 overshoot there
+    gains = audio._limiter_gains(tp, gain, ceiling)
+    assert gains.dtype == np.float32 and gains.max() <= 1.0
+    for shift in (-1, 0, 1):  # samples interpolate between neighbouring blocks
+        neighbour = np.roll(gains, shift)
+        neighbour[0 if shift == 1 else -1] = gains[0 if shift == 1 else -1]
+        assert np.all(neighbour * gain * tp <= ceiling * (1 + 1e-6))
+    quiet = np.full(1000, 0.1, dtype=np.float32)
+    assert np.all(audio._limiter_gains(quiet, gain, ceiling[:1000]) == 1.0)  # nothing to do
+
+
+def test_gain_solver_reaches_target_through_heavy_limiting():
+    rng = np.random.default_rng(7)
+    blocks = 105 * 100  # 10 s
+    kw = (rng.random(blocks) * 1e-4).astype(np.float64)
+    tp = np.sqrt(kw / audio._BLOCK).astype(np.float32) * 3  # crest factor ~10 dB...
+    for start in rng.choice(blocks - 30, 12, replace=False):
+        tp[start : start + 30] *= 10  # ...and a dozen 30 ms bursts 20 dB hotter (plosives)
+    ceiling = np.full(blocks, 10 ** (-1.4 / 20), dtype=np.float32)
+    start = 10 ** ((-16 - audio._predicted_loudness(kw, None, 1.0)) / 20)
+    gain, gains = audio._solve_gain(kw, tp, -16.0, ceiling, start)
+    assert audio._predicted_loudness(kw, gains, gain) == pytest.approx(-16.0, abs=0.02)
+    assert gains.min() < 0.7  # it did need the limiter
+    assert np.all(gains * gain * tp <= ceiling * (1 + 1e-6))
+
+
+def test_gain_solver_falls_back_to_the_fast_limiter_for_spikes_everywhere():
+    rng = np.random.default_rng(7)
+    blocks = 105 * 100
+    kw = rng.random(blocks) * 1e-4
+    tp = np.sqrt(kw / audio._BLOCK).astype(np.float32) * 3
+    tp[rng.random(blocks) < 0.03] *= 10  # a spike every ~30 ms: the 50 ms hold never lets go
+    ceiling = np.full(blocks, 10 ** (-1.4 / 20), dtype=np.float32)
+    start = 10 ** ((-16 - audio._predicted_loudness(kw, None, 1.0)) / 20)
+    normal = audio._solve_with(kw, tp, -16.0, ceiling, start, audio._LIMITER_NORMAL)
+    assert audio._predicted_loudness(kw, normal[1], normal[0]) < -20  # out of reach
+    gain, gains = audio._solve_gain(kw, tp, -16.0, ceiling, start)
+    assert audio._predicted_loudness(kw, gains, gain) == pytest.approx(-16.0, abs=0.02)
+    assert np.all(gains * gain * tp <= ceiling * (1 + 1e-6))
+
+
+def test_local_ceiling_correction():
+    ceiling = np.full(105 * 30, 0.85, dtype=np.float32)  # 3 s of blocks
+    windows = np.full(300, 0.5, dtype=np.float32)  # 10 ms windows of the published file
+    windows[150] = 1.0  # 1.5 s: 0 dBTP, 1 dB over a -1 dBTP goal
+    goal = 10 ** (-1.0 / 20)
+    assert audio._lower_where_over(ceiling, windows, goal)
+    t = (np.arange(len(ceiling)) + 0.5) * audio._BLOCK / audio.WORK_RATE
+    lowered = ceiling < 0.85
+    assert t[lowered].min() >= 1.47 and t[lowered].max() <= 1.53
+    assert 20 * np.log10(0.85 / ceiling.min()) == pytest.approx(1.1, abs=0.01)
+    assert not audio._lower_where_over(ceiling, windows * 0.8, goal)
