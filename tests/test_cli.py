@@ -70,3 +70,16 @@ def test_export_formats_and_category(runner, tmp_path):
     bad = runner.invoke("export", "--category", "zoo", "-o", str(tmp_path / "z.geojson"))
     assert bad.exit_code == 1 and "unknown category" in bad.output
     assert not (tmp_path / "z.geojson").exists()
+
+
+def test_posters_need_a_public_url_then_write_one_per_venue(runner, tmp_path):
+    runner.invoke("import", str(write(tmp_path / "v.geojson", random_features(3))))
+    out = tmp_path / "posters"
+    refused = runner.invoke("posters", "-o", str(out))
+    assert refused.exit_code == 1 and "VOICEMAP_PUBLIC_URL" in refused.output
+    made = runner.invoke("posters", "-o", str(out),
+                         env={"VOICEMAP_PUBLIC_URL": "https://voicemap.example.org"})
+    assert made.exit_code == 0, made.output
+    pages = sorted(p.name for p in out.iterdir())
+    assert {"v00000.html", "v00001.html", "v00002.html"} <= set(pages)
+    assert "https://voicemap.example.org/venues/v00001" in (out / "v00001.html").read_text()

@@ -327,5 +327,23 @@ def demo_clips(obj: AppContext, per_category: int) -> None:
     run(go)
 
 
+@main.command("posters")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
+              required=True, help="Directory for the posters (created if missing).")
+@pass_ctx
+def posters(obj: AppContext, output: Path) -> None:
+    """Write a printable poster per venue: names in both languages and a QR code to its page.
+
+    The QR codes point at VOICEMAP_PUBLIC_URL, which must be set.
+    """
+    from . import posters as poster_module
+
+    def go():
+        with obj.app.app_context():
+            written = poster_module.write_posters(obj.app, output)
+        click.echo(f"wrote {len(written)} poster file(s) to {output}")
+    run(go)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

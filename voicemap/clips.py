@@ -89,7 +89,8 @@ def check_fields(form: dict[str, Any]) -> ClipFields:
 
 
 def new_id() -> str:
-    return secrets.token_urlsafe(9)
+    # Hex, so an id never starts with "-" (which a command line would take for an option).
+    return secrets.token_hex(8)
 
 
 def attach(session: Session, store: MediaStore, venue_id: str, upload: Path,

@@ -1,7 +1,180 @@
-"""The family-facing pages: the map and one page per venue."""
+"""The family-facing pages: the map, one page per venue with its QR codes, and their assets."""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import gzip
+import io
+import json
+from typing import Any
+
+import segno
+from flask import Blueprint, Response, current_app, render_template, request, url_for
+
+from .. import categories, config, db, maps, venues
+from .. import clips as clip_service
+from ..errors import NotFound
+from .api import integer
 
 bp = Blueprint("pages", __name__)
+
+YEAR = 365 * 24 * 3600
+
+
+def choose_lang() -> str:
+    """``?lang=`` if it names a language we have, else the browser's Accept-Language, else zh."""
+    asked = (request.args.get("lang") or "").lower().split("-")[0]
+    if asked in maps.LANGS:
+        return asked
+    return request.accept_languages.best_match(maps.LANGS) or "zh"
+
+
+def send(body: bytes, mimetype: str, gzipped: bytes | None = None, **headers: str) -> Response:
+    """A response with the gzipped body when the client takes gzip and one is given."""
+    use_gzip = gzipped is not None and "gzip" in request.accept_encodings
+    resp = Response(gzipped if use_gzip else body, mimetype=mimetype)
+    if use_gzip:
+        resp.headers["Content-Encoding"] = "gzip"
+    if gzipped is not None:
+        resp.vary.add("Accept-Encoding")
+    resp.headers.update(headers)
+    return resp
+
+
+@bp.record_once
+def warm(state) -> None:
+    # Read and compress the assets now rather than in a family's first request.
+    with state.app.app_context():
+        try:
+            maps.assets()
+        except RuntimeError:  # no node_modules yet: the first page will say so
+            pass
+
+
+@bp.app_context_processor
+def template_helpers() -> dict[str, Any]:
+    # Functions, not values: templates are also rendered outside requests (posters).
+    def asset_url(name: str, required: bool = True) -> str | None:
+        try:
+            return maps.assets().url(name)
+        except RuntimeError:  # no node_modules: an error page still renders, unstyled
+            if required:
+                raise
+            return None
+
+    def ui_strings() -> dict[str, str]:
+        return maps.strings(choose_lang())
+
+    return {"asset_url": asset_url, "ui_strings": ui_strings}
+
+
+@bp.get("/")
+def index():
+    lang = choose_lang()
+    page = maps.map_page(lang)
+    resp = send(page.html, "text/html", page.gzipped, **{
+        "Content-Security-Policy": page.csp, "Content-Language": lang,
+        "Cache-Control": "no-cache"})
+    resp.set_etag(page.etag.strip('"') + ("-gz" if "Content-Encoding" in resp.headers else ""))
+    if "lang" not in request.args:
+        resp.vary.add("Accept-Language")
+    return resp.make_conditional(request)
+
+
+@bp.get("/assets/<version>/<path:name>")
+def asset(version: str, name: str):
+    store = maps.assets()
+    found = store.files.get(name)
+    if found is None:
+        raise NotFound("no such asset")
+    current = version == store.version
+    resp = send(found.body, found.mimetype, found.gzipped, **{
+        "Cache-Control": f"public, max-age={YEAR}, immutable" if current else "no-cache"})
+    resp.set_etag(f"{store.version}-{name}")
+    return resp.make_conditional(request)
+
+
+@bp.get("/api/map/venues")
+def map_venues():
+    """Compact venues for the map's view: ``bbox`` (WGS-84), ``zoom``, ``category``, ``voiced``."""
+    bbox = config.parse_bbox(request.args.get("bbox") or "-180,-90,180,90")
+    zoom = min(max(integer("zoom", 11), 0), 22)
+    cats = venues.check_categories(request.args.getlist("category"))
+    lang = request.args.get("lang") if request.args.get("lang") in maps.LANGS else "zh"
+    limit = int(current_app.config.get("MAP_POINT_LIMIT", maps.POINT_LIMIT))
+    data = maps.map_data(db.get_session().connection(), bbox, zoom, cats,
+                         request.args.get("voiced") == "1", lang, limit)
+    body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+    return send(body, "application/json",
+                gzip.compress(body, 6, mtime=0) if len(body) > 1400 else None,
+                **{"Cache-Control": "public, max-age=30"})
+
+
+def venue_url(venue_id: str) -> str:
+    """The venue page's public address: PUBLIC_URL when set, else this request's root."""
+    base = (current_app.config.get("PUBLIC_URL") or request.url_root).rstrip("/")
+    return f"{base}/venues/{venue_id}"
+
+
+def find_venue(venue_id: str) -> dict[str, Any] | None:
+    try:
+        return json.loads(venues.get_feature(db.get_session(), venue_id))
+    except NotFound:
+        return None
+
+
+@bp.get("/venues/<venue_id>")
+def venue(venue_id: str):
+    lang = choose_lang()
+    t = maps.strings(lang)
+    feature = find_venue(venue_id)
+    if feature is None:
+        page = render_template("venue_404.html", t=t, lang=lang)
+        return Response(page, 404, mimetype="text/html", headers={"Content-Language": lang})
+    p = feature["properties"]
+    cat = categories.get(p["category"]) or categories.CATEGORIES[0]
+    clips = [clip_service.to_dict(c) for c in clip_service.for_venue(db.get_session(), venue_id)]
+    tiles = config.tiles(current_app.config)
+    lon, lat = feature["geometry"]["coordinates"]
+    settings = {"lon": lon, "lat": lat, "datum": tiles["datum"], "tiles": tiles,
+                "glyph": cat.icon, "cat": cat.id,
+                "t": {k: t[k] for k in ("zoom_in", "zoom_out", "venue_map_label")}}
+    page = render_template(
+        "venue.html", t=t, lang=lang, other="en" if lang == "zh" else "zh", p=p, cat=cat,
+        cat_label=cat.label(lang), clips=clips, url=venue_url(venue_id), settings=settings,
+        summary=venue_summary(p, cat.label(lang), len(clips), t, lang),
+        ages=maps.ages_text(p, t), access=maps.access_facts(p, t),
+        site=maps.web_link(p.get("website")),
+        map_url=url_for("pages.index", lang=lang),
+        on_map_url=url_for("pages.index", lang=lang, venue=venue_id, lat=f"{lat:.5f}",
+                           lon=f"{lon:.5f}", z=16),
+        qr_svg=url_for("pages.venue_qr", venue_id=venue_id, fmt="svg"))
+    resp = Response(page, mimetype="text/html", headers={"Content-Language": lang})
+    if "lang" not in request.args:
+        resp.vary.add("Accept-Language")
+    return resp
+
+
+def venue_summary(p: dict[str, Any], cat_label: str, n_clips: int, t: dict[str, str],
+                  lang: str) -> str:
+    """One line for link previews: category, address, how many voice guides."""
+    other = "en" if lang == "zh" else "zh"
+    parts = [cat_label, p.get(f"address_{lang}") or p.get(f"address_{other}") or ""]
+    parts.append(t["voice_count"].format(n=n_clips) if n_clips else t["no_guides"])
+    return " · ".join(x for x in parts if x)
+
+
+@bp.get("/venues/<venue_id>/qr.<any(svg, png):fmt>")
+def venue_qr(venue_id: str, fmt: str):
+    if find_venue(venue_id) is None:
+        raise NotFound(f"no venue with id {venue_id!r}")
+    qr = segno.make(venue_url(venue_id), error="m")
+    out = io.BytesIO()
+    if fmt == "svg":
+        qr.save(out, kind="svg", scale=4, border=2, xmldecl=False, title=venue_url(venue_id))
+        mimetype = "image/svg+xml"
+    else:
+        qr.save(out, kind="png", scale=8, border=2)
+        mimetype = "image/png"
+    return Response(out.getvalue(), mimetype=mimetype, headers={
+        "Cache-Control": "public, max-age=86400",
+        "Content-Security-Policy": "default-src 'none'"})

@@ -1,0 +1,429 @@
+"""The map: a Folium shell on the app's own assets, the compact venue data it loads, its CSP.
+
+The rendered page holds no venue data: ``web/static/vm/map.js`` asks ``/api/map/venues`` for
+the venues in view (compact rows, or counts per grid cell when a view holds too many) and
+builds the markers in the browser. So the HTML depends only on the language, the tile set and
+the asset versions: it is rendered once per such key and kept, with the hashes of its inline
+script and styles (for the Content-Security-Policy) and a gzipped copy.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import json
+import re
+import threading
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import folium
+from branca.element import Element, Figure, MacroElement
+from flask import current_app, render_template, request
+from folium.plugins import FeatureGroupSubGroup, MarkerCluster
+from folium.template import Template
+from sqlalchemy import Connection, bindparam, text
+
+from . import WEB_DIR, backends, categories, config
+
+LANGS = ("zh", "en")
+CENTRE = (116.3975, 39.9087)  # lon, lat (WGS-84): Tiananmen, where the map opens
+START_ZOOM = 11
+POINT_LIMIT = 5000  # more venues than this in view: the data endpoint answers grid counts
+CELL_PX = 80  # grid cell size, in screen pixels at the requested zoom
+
+# The files the app serves under /assets/<version>/<name>: an allow-list, nothing else.
+ASSET_FILES: dict[str, str] = {
+    "leaflet/leaflet.js": "node_modules/leaflet/dist/leaflet.js",
+    "leaflet/leaflet.css": "node_modules/leaflet/dist/leaflet.css",
+    **{f"leaflet/images/{n}": f"node_modules/leaflet/dist/images/{n}"
+       for n in ("layers.png", "layers-2x.png", "marker-icon.png", "marker-icon-2x.png",
+                 "marker-shadow.png")},
+    "markercluster/leaflet.markercluster.js":
+        "node_modules/leaflet.markercluster/dist/leaflet.markercluster.js",
+    "markercluster/MarkerCluster.css": "node_modules/leaflet.markercluster/dist/MarkerCluster.css",
+    "subgroup/leaflet.featuregroup.subgroup.js":
+        "node_modules/leaflet.featuregroup.subgroup/dist/leaflet.featuregroup.subgroup.js",
+    "vm/gcj02.js": "static/vm/gcj02.js",
+    "vm/map.js": "static/vm/map.js",
+    "vm/venue.js": "static/vm/venue.js",
+    "vm/vm.css": "static/vm/vm.css",
+    "vm/favicon.svg": "static/vm/favicon.svg",
+}
+MAP_JS = ("leaflet/leaflet.js", "markercluster/leaflet.markercluster.js",
+          "subgroup/leaflet.featuregroup.subgroup.js", "vm/gcj02.js", "vm/map.js")
+MAP_CSS = ("leaflet/leaflet.css", "markercluster/MarkerCluster.css", "vm/vm.css",
+           "vm/categories.css")
+MIMETYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png",
+             ".svg": "image/svg+xml"}
+
+
+# --- assets ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Asset:
+    body: bytes
+    gzipped: bytes | None  # None where compressing does not pay (PNG)
+    mimetype: str
+
+
+class Assets:
+    """The allow-listed files in memory, and one version naming them all (cache busting)."""
+
+    def __init__(self, web_dir: Path = WEB_DIR) -> None:
+        files: dict[str, bytes] = {}
+        for name, rel in ASSET_FILES.items():
+            path = web_dir / rel
+            if not path.is_file():
+                raise RuntimeError(f"map asset {path} is missing: run scripts/setup "
+                                   "(npm ci in web/) to install the map's scripts")
+            files[name] = path.read_bytes()
+        files["vm/categories.css"] = categories_css().encode()
+        digest = hashlib.sha256()
+        for name in sorted(files):
+            digest.update(name.encode() + b"\0" + files[name] + b"\0")
+        self.version = digest.hexdigest()[:12]
+        self.files = {name: Asset(body, None if name.endswith(".png")
+                                  else gzip.compress(body, 9, mtime=0),
+                                  MIMETYPES[Path(name).suffix])
+                      for name, body in files.items()}
+
+    def url(self, name: str) -> str:
+        if name not in self.files:
+            raise KeyError(f"not an asset: {name}")
+        return f"{request.script_root}/assets/{self.version}/{name}"
+
+
+def assets() -> Assets:
+    """The current app's assets, loaded on first use."""
+    ext = current_app.extensions
+    if "voicemap.assets" not in ext:
+        ext["voicemap.assets"] = Assets()
+    return ext["voicemap.assets"]
+
+
+def categories_css() -> str:
+    """One class per category carrying its colour, for legends, layer names and markers."""
+    return "".join(f".vm-c-{c.id}{{--vm-c:{c.colour}}}\n" for c in categories.CATEGORIES)
+
+
+# --- language ----------------------------------------------------------------------------
+
+
+@cache
+def _all_strings() -> dict[str, dict[str, str]]:
+    return json.loads((WEB_DIR / "i18n.json").read_text(encoding="utf-8"))
+
+
+def strings(lang: str) -> dict[str, str]:
+    """Every interface string in ``lang`` ('zh' or 'en')."""
+    return _all_strings()[lang]
+
+
+# --- security ----------------------------------------------------------------------------
+
+
+def tile_origins(tiles: dict[str, Any]) -> list[str]:
+    """The origins the tile layer loads images from, with ``{s}`` expanded."""
+    parts = urlsplit(tiles["url"])
+    hosts = [parts.netloc]
+    if "{s}" in parts.netloc:
+        subdomains = tiles.get("subdomains") or "abc"
+        hosts = [parts.netloc.replace("{s}", s) for s in subdomains]
+    return [f"{parts.scheme}://{h}" for h in hosts]
+
+
+def content_security_policy(tiles: dict[str, Any], scripts: tuple[str, ...] = (),
+                            styles: tuple[str, ...] = ()) -> str:
+    """A CSP allowing the app's own origin, the tile server's images and hashed inline code."""
+    def src(*extra: str) -> str:
+        return " ".join(("'self'", *extra))
+
+    return "; ".join((
+        f"default-src {src()}",
+        f"script-src {src(*scripts)}",
+        f"style-src {src(*styles)}",
+        # data: is Leaflet's blank image for tiles it stops loading
+        f"img-src {src('data:', *tile_origins(tiles))}",
+        "connect-src 'self'", "media-src 'self'", "font-src 'self'",
+        "object-src 'none'", "base-uri 'none'", "form-action 'self'",
+        "frame-ancestors 'self'",
+    ))
+
+
+_INLINE = re.compile(r"<(script|style)\b([^>]*)>(.*?)</\1>", re.S | re.I)
+
+
+def inline_hashes(html: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """CSP source expressions for every inline script and style block of ``html``."""
+    scripts, styles = [], []
+    for tag, attrs, body in _INLINE.findall(html):
+        if tag.lower() == "script" and ("src=" in attrs or "application/json" in attrs):
+            continue
+        digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
+        (scripts if tag.lower() == "script" else styles).append(f"'sha256-{digest}'")
+    return tuple(dict.fromkeys(scripts)), tuple(dict.fromkeys(styles))
+
+
+# --- the Folium page ---------------------------------------------------------------------
+
+
+class _Figure(Figure):
+    _template = Template(
+        "<!DOCTYPE html>\n"
+        '<html lang="{{ this.lang }}">\n<head>\n{{ this.header.render(**kwargs) }}\n</head>\n'
+        '<body class="vm-map-page">\n{{ this.html.render(**kwargs) }}\n'
+        "<script>\n{{ this.script.render(**kwargs) }}\n</script>\n</body>\n</html>\n")
+
+    def __init__(self, lang: str) -> None:
+        super().__init__()
+        self.lang = lang
+
+
+class _Map(folium.Map):
+    """folium.Map without its CDN links and inline styles, with a labelled container."""
+
+    _template = Template("""
+        {% macro html(this, kwargs) %}
+        <div class="folium-map vm-map" id={{ this.get_name()|tojson }} role="region"
+             aria-label="{{ this.label|e }}"></div>
+        {% endmacro %}
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = L.map({{ this.get_name()|tojson }}, {
+            center: {{ this.location|tojson }}, crs: L.CRS.{{ this.crs }},
+            ...{{ this.options|tojavascript }}
+        });
+        {% endmacro %}
+    """)
+
+
+class _Cluster(MarkerCluster):
+    default_js: list[tuple[str, str]] = []
+    default_css: list[tuple[str, str]] = []
+
+
+class _SubGroup(FeatureGroupSubGroup):
+    default_js: list[tuple[str, str]] = []
+    default_css: list[tuple[str, str]] = []
+
+
+class _Start(MacroElement):
+    """Hands the Folium-made objects and the page's settings to map.js."""
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        voicemap.start({{ this.refs }}, {{ this.settings }});
+        {% endmacro %}
+    """)
+
+    def __init__(self, refs: str, settings: dict[str, Any]) -> None:
+        super().__init__()
+        self._name = "VoicemapStart"
+        self.refs = refs
+        self.settings = json.dumps(settings, ensure_ascii=False).replace("<", "\\u003c")
+
+
+def layer_name(cat: categories.Category, lang: str) -> str:
+    """A layer control entry: the category's icon on its colour, then its label (trusted)."""
+    return (f'<span class="vm-swatch vm-c-{cat.id}" aria-hidden="true">{cat.icon}</span>'
+            f'<span class="vm-layer-label">{cat.label(lang)}</span>')
+
+
+def build_map_html(lang: str, tiles: dict[str, Any], store: Assets) -> str:
+    """Render the map page for one language and tile set (no venue data in it)."""
+    t = strings(lang)
+    area = current_app.config["SERVICE_AREA"]
+    m = _Map(location=[CENTRE[1], CENTRE[0]], zoom_start=START_ZOOM, tiles=None,
+             zoom_control=False, max_bounds=True, min_lon=area[0] - 0.5,
+             min_lat=area[1] - 0.5, max_lon=area[2] + 0.5, max_lat=area[3] + 0.5,
+             minZoom=8, maxZoom=tiles["max_zoom"])
+    m.label = t["map_label"]
+    m.default_js = [(name, store.url(name)) for name in MAP_JS]
+    m.default_css = [(name, store.url(name)) for name in MAP_CSS]
+    fig = _Figure(t["html_lang"])
+    fig.add_child(m)
+    fig.header.add_child(Element(render_template(
+        "map_head.html", t=t, favicon=store.url("vm/favicon.svg"))), name="vm_head")
+    fig.html.add_child(Element(render_template("map_ui.html", t=t, lang=lang,
+                                               cats=categories.CATEGORIES)), name="vm_ui")
+
+    cluster = _Cluster(control=False, options={
+        "showCoverageOnHover": False, "chunkedLoading": True, "maxClusterRadius": 56,
+        "spiderfyDistanceMultiplier": 1.6},
+        icon_create_function="function (c) { return voicemap.clusterIcon(c); }")
+    m.add_child(cluster)
+    subs = {}
+    for cat in categories.CATEGORIES:
+        subs[cat.id] = _SubGroup(cluster, name=layer_name(cat, lang))
+        m.add_child(subs[cat.id])
+    control = folium.LayerControl(position="topright", collapsed=True)
+    m.add_child(control)
+    layers = ", ".join(f"{json.dumps(cid)}: {sub.get_name()}" for cid, sub in subs.items())
+    refs = (f"{{map: {m.get_name()}, cluster: {cluster.get_name()}, "
+            f"control: {control.get_name()}, layers: {{{layers}}}}}")
+    m.add_child(_Start(refs, page_settings(lang, tiles)))
+    # Added last, so that map.js has set the view from the URL before any tile loads.
+    m.add_child(folium.TileLayer(
+        tiles=tiles["url"], attr=tiles["attribution"] or " ", max_zoom=tiles["max_zoom"],
+        subdomains=tiles.get("subdomains") or "abc", control=False, name="basemap"))
+    return fig.render()
+
+
+def page_settings(lang: str, tiles: dict[str, Any]) -> dict[str, Any]:
+    """What map.js needs: language, strings, categories, datum and the API's addresses."""
+    root = request.script_root
+    return {
+        "lang": lang, "t": strings(lang), "datum": tiles["datum"],
+        "maxZoom": tiles["max_zoom"], "centre": CENTRE, "zoom": START_ZOOM,
+        "categories": [{"id": c.id, "label": c.label(lang), "colour": c.colour,
+                        "icon": c.icon} for c in categories.CATEGORIES],
+        "urls": {"data": f"{root}/api/map/venues", "nearest": f"{root}/api/nearest",
+                 "venue": f"{root}/api/venues/", "page": f"{root}/venues/",
+                 "home": f"{root}/"},
+    }
+
+
+@dataclass(frozen=True)
+class Page:
+    html: bytes
+    gzipped: bytes
+    csp: str
+    etag: str
+
+
+def map_page(lang: str) -> Page:
+    """The map page for ``lang``, rendered once per (language, tiles, assets, root) and kept."""
+    app = current_app
+    tiles = config.tiles(app.config)
+    store = assets()
+    key = (lang, json.dumps(tiles, sort_keys=True), store.version, request.script_root)
+    pages: dict[tuple, Page] = app.extensions.setdefault("voicemap.map_pages", {})
+    page = pages.get(key)
+    if page is None:
+        with app.extensions.setdefault("voicemap.map_lock", threading.Lock()):
+            page = pages.get(key)
+            if page is None:
+                html = build_map_html(lang, tiles, store)
+                scripts, styles = inline_hashes(html)
+                body = html.encode()
+                page = Page(body, gzip.compress(body, 9, mtime=0),
+                            content_security_policy(tiles, scripts, styles),
+                            '"' + hashlib.sha256(body).hexdigest()[:20] + '"')
+                pages[key] = page
+                app.extensions["voicemap.map_renders"] = (
+                    app.extensions.get("voicemap.map_renders", 0) + 1)
+    return page
+
+
+# --- the data the map loads --------------------------------------------------------------
+
+
+_CLIP_COUNTS = ("LEFT JOIN (SELECT venue_id, count(*) AS n FROM clips "
+                "WHERE status = 'published' GROUP BY venue_id) c ON c.venue_id = v.id")
+_BOX = ("r.xmin <= :maxlon AND r.xmax >= :minlon AND r.ymin <= :maxlat AND r.ymax >= :minlat")
+# How each backend finds the venues in a box, filters them and places them. SpatiaLite
+# works on its R*Tree alone, whose boxes are the points (to float precision, plenty for a
+# grid cell's mean): that spares decoding up to 100,000 geometries per view.
+_SQL = {
+    "sqlite": {
+        "source": "idx_venues_geom r", "join": "JOIN venues v ON v.rowid = r.pkid",
+        "box": _BOX, "x": "r.xmin", "y": "r.ymin",
+        "cats": "r.pkid IN (SELECT rowid FROM venues WHERE category IN :cats)",
+        "voiced": "r.pkid IN (SELECT v2.rowid FROM venues v2 JOIN clips c2 ON "
+                  "c2.venue_id = v2.id WHERE c2.status = 'published')",
+        # truncation is floor for the positive values the offsets make
+        "cell": "CAST(({} + {}) / :cell AS INTEGER)",
+    },
+    "postgresql": {
+        "source": "venues v", "join": "", "box": None, "x": "ST_X(v.geom)", "y": "ST_Y(v.geom)",
+        "cats": "v.category IN :cats",
+        "voiced": "v.id IN (SELECT venue_id FROM clips WHERE status = 'published')",
+        "cell": "floor(({} + {}) / :cell)",
+    },
+}
+
+
+def map_data(conn: Connection, bbox: tuple[float, float, float, float], zoom: int,
+             cats: list[str] | None, voiced: bool, lang: str,
+             limit: int = POINT_LIMIT) -> dict[str, Any]:
+    """The venues in ``bbox`` (WGS-84) as compact rows, or, past ``limit``, grid counts.
+
+    Points: ``{"mode": "points", "v": [[id, lon, lat, category index, clips, name], ...]}``
+    with the name in ``lang``. Grid: ``{"mode": "grid", "cells": [[lon, lat, count,
+    voiced], ...]}`` with each cell at the mean position of its venues.
+    """
+    sql = _SQL["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
+    where = [sql["box"] or backends.select(conn).bbox_sql("v")]
+    params: dict[str, Any] = dict(zip(("minlon", "minlat", "maxlon", "maxlat"), bbox,
+                                      strict=True))
+    binds = []
+    if cats:
+        where.append(sql["cats"])
+        params["cats"] = list(cats)
+        binds.append(bindparam("cats", expanding=True))
+    if voiced:
+        where.append(sql["voiced"])
+    cond = " AND ".join(where)
+    many = conn.execute(text(
+        f"SELECT count(*) FROM (SELECT 1 FROM {sql['source']} WHERE {cond} LIMIT :limit) t")
+        .bindparams(*binds), {**params, "limit": limit + 1}).scalar_one()
+    if many <= limit:
+        name = "v.name_zh" if lang == "zh" else "v.name_en"
+        index = {cid: i for i, cid in enumerate(categories.IDS)}
+        rows = conn.execute(text(
+            f"SELECT v.id, ST_X(v.geom), ST_Y(v.geom), v.category, COALESCE(c.n, 0), {name} "
+            f"FROM {sql['source']} {sql['join']} {_CLIP_COUNTS} WHERE {cond}")
+            .bindparams(*binds), params)
+        return {"mode": "points", "v": [
+            [vid, round(x, 6), round(y, 6), index.get(cat, 0), n, label]
+            for vid, x, y, cat, n, label in rows]}
+    x, y = sql["x"], sql["y"]
+    gx, gy = sql["cell"].format(x, 180), sql["cell"].format(y, 90)
+    cells = conn.execute(text(
+        f"SELECT {gx} AS gx, {gy} AS gy, count(*), "
+        f"sum(CASE WHEN {sql['voiced']} THEN 1 ELSE 0 END), avg({x}), avg({y}) "
+        f"FROM {sql['source']} WHERE {cond} GROUP BY gx, gy").bindparams(*binds),
+        {**params, "cell": 360.0 / 2 ** zoom * CELL_PX / 256}).all()
+    return {"mode": "grid", "cells": [[round(cx, 6), round(cy, 6), int(n), int(nv or 0)]
+                                      for _gx, _gy, n, nv, cx, cy in cells]}
+
+
+# --- venue facts as interface text (the venue page and posters; map.js does the same) ---
+
+
+def ages_text(p: dict[str, Any], t: dict[str, str]) -> str | None:
+    """"3–12 years", "6 years and up", ... or None when the registry says nothing."""
+    lo, hi = p.get("min_age"), p.get("max_age")
+    if lo is not None and hi is not None:
+        return t["ages_range"].format(min=lo, max=hi)
+    if lo is not None:
+        return t["ages_min"].format(min=lo)
+    if hi is not None:
+        return t["ages_max"].format(max=hi)
+    return None
+
+
+def access_facts(p: dict[str, Any], t: dict[str, str]) -> list[tuple[bool, str]]:
+    """(is it so, label) for each access fact the registry knows."""
+    out = []
+    for field, yes, no in (("step_free", "step_free", "not_step_free"),
+                           ("stroller_friendly", "stroller", "not_stroller"),
+                           ("baby_care_room", "baby_room", "no_baby_room")):
+        if p.get(field) is not None:
+            out.append((bool(p[field]), t[yes] if p[field] else t[no]))
+    return out
+
+
+def web_link(url: str | None) -> dict[str, str] | None:
+    """An http(s) link as {href, host}; anything else (javascript:, data:) is dropped."""
+    if not url:
+        return None
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    return {"href": parts.geturl(), "host": parts.hostname or parts.netloc}
