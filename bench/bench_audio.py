@@ -10,7 +10,9 @@ concatenated and looped, with a little room noise, at the wrong level) as phone-
   voicemap  ``process()`` in a fresh interpreter: wall time (best of --repeat), real-time
             factor, peak memory = the Python process's VmHWM + the largest ffmpeg/ffprobe
             child's peak RSS (by /usr/bin/time, through VOICEMAP_FFMPEG/VOICEMAP_FFPROBE
-            wrappers), and the published file's LUFS / dBTP as ffmpeg's ebur128 measures them
+            wrappers; pydub's export runs the same VOICEMAP_FFMPEG, so its encoder is counted),
+            which pipeline step that child was, and the peak RSS of pydub's export (the MP3
+            encoder), then the published file's LUFS / dBTP as ffmpeg's ebur128 measures them
   loudnorm  ``ffmpeg -i in -af loudnorm=I=-16:TP=-1.5 -ac 1 -b:a 64k out.mp3`` on the same
             input: the same figures, and its time divided by ours (>1: we are faster)
 
@@ -69,7 +71,7 @@ def wrappers(work: Path, log: Path) -> dict[str, str]:
     for tool in ("ffmpeg", "ffprobe"):
         real = shutil.which(tool)
         script = work / f"{tool}-rss"
-        script.write_text(f'#!/bin/sh\nexec {TIME} -a -o "{log}" -f "%M" "{real}" "$@"\n')
+        script.write_text(f'#!/bin/sh\nexec {TIME} -a -o "{log}" -f "%M %C" "{real}" "$@"\n')
         script.chmod(0o755)
         env[f"VOICEMAP_{tool.upper()}"] = str(script)
     return env
@@ -78,8 +80,27 @@ def wrappers(work: Path, log: Path) -> dict[str, str]:
 def max_child_mb(log: Path) -> float | None:
     if not log.exists():
         return None
-    values = [int(v) for v in re.findall(r"^(\d+)$", log.read_text(), re.M)]
+    values = [int(v) for v in re.findall(r"^(\d+)(?: |$)", log.read_text(), re.M)]
     return max(values) / 1024 if values else None
+
+
+def step(cmd: str) -> str:
+    """Which step of process() an ffmpeg/ffprobe command line (as logged) belongs to."""
+    if cmd.split(" ", 1)[0].endswith("ffprobe"):
+        return "probe"
+    if " -f wav -i " in cmd and "libmp3lame" in cmd:
+        return "export"  # pydub's AudioSegment.export: its temporary WAV in
+    if " -f mp3 -i " in cmd:
+        return "verify"
+    return "decode"
+
+
+def children(log: Path) -> list[tuple[float, str]]:
+    """(peak RSS in MB, step) of every child logged."""
+    if not log.exists():
+        return []
+    found = re.findall(r"^(\d+) (.*)$", log.read_text(), re.M)
+    return [(int(kb) / 1024, step(cmd)) for kb, cmd in found]
 
 
 def run_voicemap(src: Path, work: Path, repeat: int) -> dict:
@@ -91,12 +112,16 @@ def run_voicemap(src: Path, work: Path, repeat: int) -> dict:
         res = subprocess.run([sys.executable, __file__, "--child", str(src), str(out)],
                              env=env, capture_output=True, text=True, check=True)  # fmt: skip
         info = json.loads(res.stdout.strip().splitlines()[-1])
-        info["child_mb"] = max_child_mb(log)
+        kids = children(log)
+        info["child_mb"], info["child_step"] = max(kids, default=(None, None))
+        info["export_mb"] = max((mb for mb, s in kids if s == "export"), default=None)
         if best is None or info["wall"] < best["wall"]:
-            mem = (best or info).get("py_mb"), (best or info).get("child_mb")
-            best = info
-            best["py_mb"] = max(mem[0], info["py_mb"])
-            best["child_mb"] = max(filter(None, (mem[1], info["child_mb"])), default=None)
+            prev = best or info
+            best = dict(info, py_mb=max(prev["py_mb"], info["py_mb"]))
+            for key in ("child_mb", "export_mb"):
+                best[key] = max(filter(None, (prev[key], info[key])), default=None)
+            if best["child_mb"] != info["child_mb"]:
+                best["child_step"] = prev["child_step"]
     return best
 
 
@@ -142,12 +167,16 @@ def make_source(seconds: float, work: Path) -> Path:
     return m4a
 
 
-def fmt_mem(py: float | None, ch: float | None) -> str:
+def fmt_mem(py: float | None, ch: float | None, ch_step: str | None = None,
+            export: float | None = None) -> str:  # fmt: skip
     if py is None:
         return f"peak mem {ch:.0f} MB" if ch else "peak mem n/a"
     if ch is None:
         return f"peak mem {py:.0f} MB (python only)"
-    return f"peak mem {py + ch:4.0f} MB (python {py:.0f} + ffmpeg {ch:.0f})"
+    detail = f" {ch_step}" if ch_step else ""
+    if export is not None:
+        detail += f"; pydub export {export:.0f}"
+    return f"peak mem {py + ch:4.0f} MB (python {py:.0f} + ffmpeg {ch:.0f}{detail})"
 
 
 def label(seconds: float) -> str:
@@ -184,8 +213,9 @@ def main() -> None:
             o_lufs, o_tp = fx.ebur128(Path(ours["path"]))
             b_lufs, b_tp = fx.ebur128(Path(base["path"]))
             name = label(seconds)
+            mem = fmt_mem(ours["py_mb"], ours["child_mb"], ours["child_step"], ours["export_mb"])
             say(f"{name:>5} voicemap  {ours['wall']:6.2f} s  RTF {seconds / ours['wall']:6.1f}x  "
-                f"{fmt_mem(ours['py_mb'], ours['child_mb'])}  "
+                f"{mem}  "
                 f"{o_lufs:6.2f} LUFS {o_tp:6.2f} dBTP  (out {ours['duration_s']:.1f} s)")
             say(f"{name:>5} loudnorm  {base['wall']:6.2f} s  RTF {seconds / base['wall']:6.1f}x  "
                 f"{fmt_mem(None, base['child_mb'])}  "

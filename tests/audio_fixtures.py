@@ -328,6 +328,18 @@ def lying_wav(out: Path, *, claimed_rate: int = 100, real_rate: int = 8000,
     return out
 
 
+def tool_wrapper(path: Path, real: str, log: Path, *, fail_on: str | None = None) -> Path:
+    """An executable stand-in for ``real`` (ffmpeg, ffprobe) that appends each command line it
+    is given to ``log``, one per line, then runs ``real`` with it; with ``fail_on``, a command
+    line containing that text fails (exit 1) instead. For VOICEMAP_FFMPEG / VOICEMAP_FFPROBE."""
+    fail = ""
+    if fail_on is not None:
+        fail = f'case "$*" in *"{fail_on}"*) echo "refusing: {fail_on}" >&2; exit 1;; esac\n'
+    path.write_text(f'#!/bin/sh\nprintf \'%s\\n\' "$*" >> "{log}"\n{fail}exec "{real}" "$@"\n')
+    path.chmod(0o755)
+    return path
+
+
 # --- independent measurements -----------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -16,6 +17,7 @@ from pathlib import Path
 import audio_fixtures as fx
 import numpy as np
 import pytest
+from pydub import AudioSegment
 
 from voicemap import audio
 from voicemap.audio import Limits, ProbeInfo
@@ -425,6 +427,154 @@ def test_missing_ffprobe_is_a_server_error(encoded, out_dir, monkeypatch):
     with pytest.raises(RuntimeError, match="ffprobe"):
         audio.process(encoded("en", "wav"), out_dir)
     assert list(out_dir.iterdir()) == []
+
+
+# --- pydub ----------------------------------------------------------------------------------
+
+
+def sine_segment(seconds: float = 2.0, amplitude: int = 8000) -> AudioSegment:
+    t = np.arange(int(audio.WORK_RATE * seconds)) / audio.WORK_RATE
+    pcm = (amplitude * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
+    return AudioSegment(data=pcm.tobytes(), sample_width=2, frame_rate=audio.WORK_RATE, channels=1)
+
+
+def test_encode_goes_through_pydub_export(encoded, tmp_path, out_dir, private_tempdir,
+                                          monkeypatch):  # fmt: skip
+    """The MP3 is made by pydub's AudioSegment.export, run with the ffmpeg the module resolves
+    (VOICEMAP_FFMPEG): the encoder's command line has pydub's shape (its temporary WAV in, its
+    temporary MP3 out), carries our options and none of pydub's tag options."""
+    log = tmp_path / "ffmpeg.log"
+    monkeypatch.setenv("VOICEMAP_FFMPEG", str(fx.tool_wrapper(tmp_path / "ffmpeg", fx.FFMPEG, log)))
+    exports = []
+    real_export = AudioSegment.export
+
+    def spy(self, *args, **kwargs):
+        exports.append(kwargs)
+        return real_export(self, *args, **kwargs)
+
+    monkeypatch.setattr(AudioSegment, "export", spy)
+    src = encoded("zh", "wav")
+    result = audio.process(src, out_dir)
+    assert_published(result, out_dir, src)
+    encodes = [line for line in log.read_text().splitlines() if "libmp3lame" in line]
+    assert len(encodes) == len(exports) >= 1
+    tmp = re.escape(str(private_tempdir))
+    for cmd, kwargs in zip(encodes, exports, strict=True):
+        assert (kwargs["format"], kwargs["codec"], kwargs["bitrate"], kwargs["tags"]) == (
+            "mp3", "libmp3lame", "64k", None
+        )  # fmt: skip
+        assert re.match(rf"-y -f wav -i {tmp}/\S+ -acodec libmp3lame -b:a 64k ", cmd), cmd
+        assert re.search(rf" -f mp3 {tmp}/\S+$", cmd), cmd
+        for option in ("-compression_level 7", "-ar 44100 -ac 1", "-map_metadata -1",
+                       "-map_chapters -1", "-fflags +bitexact -flags:a +bitexact",
+                       "-id3v2_version 0 -write_id3v1 0 -write_xing 1", "-timelimit 180"):
+            assert f" {option} " in cmd, option  # fmt: skip
+        assert "-metadata" not in cmd and cmd.count("-id3v2_version") == 1
+    assert list(private_tempdir.iterdir()) == []  # pydub removed its temporary files
+
+
+def test_pydub_encode_makes_a_bare_cbr_mp3(tmp_path, private_tempdir):
+    """audio._encode (pydub's export) on its own: MPEG-1 Layer III, 44.1 kHz, mono, CBR
+    64 kbit/s with a Xing ("Info") header, no ID3v2 or ID3v1 tag, no metadata, the same bytes
+    every time, nothing left in the temp directory."""
+    seg = sine_segment()
+    first, second = tmp_path / "a.mp3", tmp_path / "b.mp3"
+    audio._encode(seg, first)
+    audio._encode(seg, second)
+    data = first.read_bytes()
+    assert data == second.read_bytes()
+    assert set(mp3_frames(first)) == {(3, 1, 5, 0)}  # MPEG-1, Layer III, 64 kbit/s, 44.1 kHz
+    assert data[3] >> 6 == 3  # channel mode: mono
+    assert data[21:25] == b"Info"  # the Xing header of a CBR stream, after 17 bytes of side info
+    assert data[-128:-125] != b"TAG" and b"ID3" not in data
+    info = fx.ffprobe(first)
+    assert not info["format"].get("tags") and not info["streams"][0].get("tags")
+    assert float(info["format"]["duration"]) == pytest.approx(2.0, abs=0.06)
+    assert list(private_tempdir.iterdir()) == []
+
+
+def test_failed_encode_leaves_nothing_behind(encoded, tmp_path, out_dir, private_tempdir,
+                                            monkeypatch):  # fmt: skip
+    """pydub's export leaves its temporary WAV and MP3 behind when ffmpeg fails; we remove
+    them, and the failure is a server error."""
+    wrapper = fx.tool_wrapper(tmp_path / "ffmpeg", fx.FFMPEG, tmp_path / "log",
+                              fail_on="libmp3lame")  # fmt: skip
+    monkeypatch.setenv("VOICEMAP_FFMPEG", str(wrapper))
+    with pytest.raises(RuntimeError, match="MP3 encoding failed"):
+        audio._encode(sine_segment(), tmp_path / "x.mp3")
+    assert list(private_tempdir.iterdir()) == []
+    with pytest.raises(RuntimeError, match="MP3 encoding failed"):
+        audio.process(encoded("en", "wav"), out_dir)
+    assert list(out_dir.iterdir()) == [] and list(private_tempdir.iterdir()) == []
+
+
+def test_decoded_signal_goes_to_pydub_in_place_and_is_trimmed_on_blocks():
+    rate = audio.WORK_RATE
+    x = np.zeros(rate * 3, dtype=np.float32)
+    t = np.arange(rate) / rate
+    x[rate : 2 * rate] = 0.5 * np.sin(2 * np.pi * 300 * t)
+    x[rate + 100] = 2.0  # a decoder's overshoot over full scale
+    x[5] = np.nan
+    before = np.nan_to_num(x)
+    blocks = -(-len(x) // audio._BLOCK)
+    dec = audio._Decoded(x, np.zeros(blocks), np.zeros(blocks))
+    clip, scale = dec.to_segment()
+    pcm = audio._pcm(clip)
+    assert (clip.sample_width, clip.frame_rate, clip.channels) == (4, rate, 1)
+    assert np.shares_memory(pcm, x)  # converted in place: no copy of the signal
+    assert scale == pytest.approx((2**31 - 1) / 2.0)  # the peak maps to full scale...
+    assert pcm[rate + 100] == 2**31 - 1  # ...so nothing is clipped
+    assert np.allclose(pcm / scale, before, atol=1e-7)
+    assert dec.duration_s == 3.0
+    voice, first = audio._trim(clip, audio._Segment(start_block=1000, end_block=2000))
+    a = first * audio._BLOCK
+    v = audio._pcm(voice)
+    assert a % 441 == 0 and 1000 - 21 < first <= 1000  # widened to the 20 ms grid
+    assert a + len(v) >= 2000 * audio._BLOCK and len(v) % 441 == 0
+    assert np.shares_memory(v, pcm)  # pydub's millisecond slice is a view
+    assert np.array_equal(v, pcm[a : a + len(v)])
+
+
+def test_render_applies_gain_limiter_and_pydub_fades():
+    n = audio.WORK_RATE * 2
+    pcm = np.full(n, 2**29, dtype=np.int32)  # 0.25 at the scale below
+    voice = AudioSegment(data=pcm.tobytes(), sample_width=4, frame_rate=audio.WORK_RATE,
+                         channels=1)  # fmt: skip
+    gains = np.ones(-(-n // audio._BLOCK), dtype=np.float32)
+    gains[len(gains) // 2 :] = 0.5  # the limiter halves the second half
+    out = audio._render(voice, 2**31, 2.0, gains)
+    y = audio._pcm(out)
+    fade = int(audio.WORK_RATE * audio.FADE_MS / 1000)
+    assert (out.sample_width, out.frame_rate, len(y)) == (2, audio.WORK_RATE, n)
+    assert y[fade] == 16384 and y[-fade - 1] == 8192  # 0.25 * 2 (* 0.5) in 16 bits
+    assert abs(int(y[0])) <= 1 and abs(int(y[-1])) <= 100  # pydub's linear fades
+    assert y[fade // 2] == pytest.approx(8192, abs=100)
+    assert np.all(np.diff(y[:fade].astype(int)) >= 0) and np.all(np.diff(y[-fade:]) <= 0)
+
+
+def test_published_loudness_agrees_with_pyloudnorm(encoded, out_dir):
+    """The published MP3 decoded by pydub and measured by pyloudnorm, a reference meter that is
+    not ours, reads where we say it does."""
+    pyln = pytest.importorskip("pyloudnorm")
+    result = audio.process(encoded("en", "m4a"), out_dir)
+    seg = AudioSegment.from_file(result.path, format="mp3")
+    assert (seg.frame_rate, seg.channels) == (audio.OUTPUT_RATE, 1)
+    x = np.array(seg.get_array_of_samples(), dtype=np.float64) / seg.max_possible_amplitude
+    # DeMan: BS.1770's filters designed for the rate (pyloudnorm's default is an approximation)
+    lufs = pyln.Meter(seg.frame_rate, filter_class="DeMan").integrated_loudness(x)
+    assert lufs == pytest.approx(result.loudness_lufs, abs=0.05)
+
+
+def test_imports_cleanly_with_warnings_as_errors(tmp_path):
+    """pydub warns at import (audioop is deprecated; no ffmpeg on PATH): neither may break
+    ``python -W error``, whatever the PATH."""
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    for path in (os.environ.get("PATH", ""), str(empty)):
+        res = subprocess.run([sys.executable, "-W", "error", "-c", "import voicemap.audio"],
+                             env=dict(os.environ, PATH=path), capture_output=True, text=True,
+                             timeout=60)  # fmt: skip
+        assert res.returncode == 0, res.stderr
 
 
 # --- the pieces -----------------------------------------------------------------------------

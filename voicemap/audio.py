@@ -3,37 +3,72 @@
 Pure module: paths in, a :class:`ProcessedAudio` (or an exception from :mod:`voicemap.errors`)
 out. No Flask, no database, no storage; the caller decides where ``out_dir`` is.
 
-Pipeline (see :func:`process`):
+Pipeline (see :func:`process`). From the trim to the published file the signal is a
+``pydub.AudioSegment``; ffmpeg, driven directly, and numpy do what pydub cannot do safely or
+at all:
 
-1. **Probe before decoding.** The file size is checked first (:class:`PayloadTooLarge`). The
-   real type comes from the content: magic bytes pick one of our formats, then ``ffprobe`` is run
-   *with that demuxer forced* and its format and codec are checked against a whitelist (ffprobe
-   left to itself "detects" text files as ``tty`` and the like). A known duration over the limit
-   is refused here, without decoding.
-2. **Bounded decode.** One ffmpeg process decodes the first audio stream straight to mono float32
-   at 22.05 kHz, stopping just past the duration limit (``-t``), and streams it to us in chunks
-   into a buffer sized for that limit, so a file whose container lies or omits its duration
-   (a tiny FLAC or Opus of hours of silence) cannot take more than ~55 MB. Reaching the cap is
-   ``too_long``. The same ffmpeg process also emits the BS.1770 K-weighted signal as a second
-   channel (two ``biquad`` stages with the ITU coefficients designed for the rate), which we reduce
-   on the fly to per-millisecond energies for the loudness meter.
-3. **Trim.** Leading and trailing silence is found on ~10 ms frame levels against a threshold
-   set between the noise floor and the loudest frame; 200 ms of pad is kept each side.
-4. **Loudness and true peak.** Gain for -16 LUFS integrated (BS.1770-4 gating) is computed from the
-   K-weighted block energies; a look-ahead limiter, computed on ~1 ms blocks from a 4x oversampled
-   true-peak envelope, holds peaks under a pre-encode ceiling. Because limiting lowers loudness,
-   gain and limiter are iterated on the block energies until the predicted loudness is on target.
-5. **Encode and verify.** The result (with 30 ms fades) is encoded as MPEG-1 Layer III, 44.1 kHz,
-   mono, 64 kbps CBR, with every tag stripped. The published MP3 is then decoded and measured
-   again (same meter, 4x oversampled true peak). If the encoder's overshoot pushed the true peak
-   above -1.1 dBTP (0.1 dB margin under the -1 dBTP ceiling; our meter agrees with ffmpeg's
-   ebur128 to ~0.01 dB) the limiter ceiling is lowered just around the 10 ms windows that were
-   over; if loudness is off by more than 0.3 LU the predicted-vs-published offset is corrected;
-   then it is encoded again (rare: up to 4 encodes in all).
+1. **Probe before decoding** (ffprobe). The file size is checked first (:class:`PayloadTooLarge`).
+   The real type comes from the content: magic bytes pick one of our formats, then ``ffprobe``
+   is run *with that demuxer forced* and its format and codec are checked against a whitelist
+   (ffprobe left to itself "detects" text files as ``tty`` and the like). A known duration over
+   the limit is refused here, without decoding.
+2. **Bounded decode** (ffmpeg). One ffmpeg process decodes the first audio stream straight to
+   mono float32 at 22.05 kHz, stopping just past the duration limit (``-t``), and streams it to
+   us in chunks into a buffer sized for that limit, so a file whose container lies or omits its
+   duration (a tiny FLAC or Opus of hours of silence) cannot take more than ~55 MB. Reaching the
+   cap is ``too_long``. The same ffmpeg process also emits the BS.1770 K-weighted signal as a
+   second channel (two ``biquad`` stages with the ITU coefficients designed for the rate), which
+   we reduce on the fly to per-millisecond energies for the loudness meter.
+3. **Into pydub, and trim** (pydub). The decoded samples become a 32-bit mono ``AudioSegment``,
+   converted in place (the float buffer is reused: no copy), at their real level unless the
+   decoder overshot full scale, in which case just enough lower to fit. Leading and trailing
+   silence is found on ~10 ms frame levels against a threshold set between the noise floor and
+   the loudest frame, and pydub cuts the voice out with a millisecond slice, keeping ~200 ms of
+   pad each side (on a 20 ms grid, which falls exactly on the analysis blocks).
+4. **Loudness and true peak** (numpy). Gain for -16 LUFS integrated (BS.1770-4 gating) is
+   computed from the K-weighted block energies; a look-ahead limiter, computed on ~1 ms blocks
+   from a 4x oversampled true-peak envelope, holds peaks under a pre-encode ceiling. Because
+   limiting lowers loudness, gain and limiter are iterated on the block energies until the
+   predicted loudness is on target.
+5. **Render, fade, encode** (numpy, then pydub). gain x limiter x voice is rendered as a 16-bit
+   segment (the limiter keeps it under -1.4 dBTP, so it never clips, and 16-bit rounding sits
+   ~85 dB under the speech, far below what a 64 kbit/s MP3 keeps), which pydub fades in and out
+   (30 ms) and encodes with ``AudioSegment.export``: MPEG-1 Layer III, 44.1 kHz (the export's
+   ffmpeg resamples), mono, 64 kbps CBR, every tag stripped.
+6. **Verify** (ffmpeg). The published MP3 is decoded and measured again (same meter, 4x
+   oversampled true peak). If the encoder's overshoot pushed the true peak above -1.1 dBTP
+   (0.1 dB margin under the -1 dBTP ceiling; our meter agrees with ffmpeg's ebur128 to
+   ~0.01 dB) the limiter ceiling is lowered just around the 10 ms windows that were over; if
+   loudness is off by more than 0.3 LU the predicted-vs-published offset is corrected; then it
+   is rendered and encoded again (rare: up to 4 encodes in all).
 
-``pydub`` is deliberately not used here: ``AudioSegment.from_file`` decodes without a bound and
-without a timeout and keeps whole integer copies of the signal; ffmpeg and numpy do all the work,
-and ``scipy`` is not imported either (importing ``scipy.signal`` alone costs ~75 MB of RSS).
+Where pydub is *not* used, and why:
+
+* **Decoding the upload.** ``AudioSegment.from_file`` runs ffprobe and ffmpeg with no timeout,
+  reads ffmpeg's whole output into memory with no bound and keeps several whole copies of it
+  (bytes, bytearray, the parsed WAV): a 1 MB FLAC of two hours of silence would cost gigabytes.
+  Without ``format`` it also lets ffmpeg guess the container. Step 2 is the only decode of
+  untrusted input.
+* **Reading our own MP3 back** (step 6). Its length is bounded by construction, but
+  ``from_file`` would hold ~4 copies of the 44.1 kHz decode (~200 MB for 10 minutes, over the
+  memory budget with everything else), and the meter needs the K-weighted signal, which the
+  streamed ffmpeg decode computes in the same pass.
+* **Gain, limiter, meter.** pydub's ``apply_gain`` is one constant gain and it has no
+  K-weighting or true peak; a per-sample gain curve and the BS.1770 maths are numpy (``scipy``
+  is not imported: ``scipy.signal`` alone costs ~75 MB of RSS).
+* **Resampling.** ``set_frame_rate`` is ``audioop.ratecv`` (no anti-alias filter); the export's
+  ffmpeg resamples 22.05 to 44.1 kHz.
+* **pyloudnorm** is not used at run time either: it imports ``scipy.signal``, meters a whole
+  float64 copy of the signal (~200 MB for 10 minutes at 44.1 kHz) and has no true-peak meter.
+  Our streaming meter matches it to 0.02 LU; the tests check that, and check the published
+  file with pyloudnorm too.
+
+How pydub is used safely: segments are built from our bounded samples (``AudioSegment(data=...)``
+over a memoryview, so its millisecond slices are views, not copies); its ``converter`` is set on
+each exported segment to the ffmpeg :func:`_tool` resolves (``VOICEMAP_FFMPEG`` or ``PATH``),
+never globally; ``tags=None`` so it adds no ``-metadata``/``-id3v2_version`` of its own; the
+export, which has no timeout, gets ffmpeg's own ``-timelimit``; and the temporary WAV and MP3
+it leaves in the system temp directory when ffmpeg fails are removed.
 """
 
 from __future__ import annotations
@@ -47,13 +82,24 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 
 from .errors import AudioRejected, PayloadTooLarge
+
+# pydub imports audioop (deprecated in Python 3.11-3.12) and warns at import when neither ffmpeg
+# nor avconv is on PATH; neither matters here (each export is pointed at the ffmpeg _tool()
+# resolves), so neither may break ``python -W error``.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", "'audioop' is deprecated", DeprecationWarning)
+    warnings.filterwarnings("ignore", "Couldn't find ffmpeg or avconv", RuntimeWarning)
+    from pydub import AudioSegment
+    from pydub.exceptions import CouldntEncodeError
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +130,7 @@ BITRATE_KBPS = 64
 LAME_QUALITY = 7  # LAME -q 7: no noise shaping; see the note in _encode
 WORK_RATE = 22050  # analysis/processing rate: speech bandwidth to 11 kHz, half the memory of 44.1k
 PAD_S = 0.2  # silence kept before and after the voice when trimming
-FADE_S = 0.03
+FADE_MS = 30
 SILENCE_FLOOR_DBFS = -60.0  # frames quieter than this never count as voice
 MIN_VOICED_S = 0.1  # less voice than this is "silent"
 QUIET_DBFS = -35.0  # a recording whose loudest 10 ms is under this...
@@ -97,6 +143,7 @@ FFMPEG_TIMEOUT_S = 180.0
 _BLOCK = 21  # samples per analysis block at WORK_RATE (0.95 ms); 105 blocks = 100 ms
 _SUB_BLOCKS = 105
 _FRAME_BLOCKS = 10  # silence-detection frame: 10 blocks = 9.5 ms
+_GRID_BLOCKS = 21  # 21 blocks = 441 samples = exactly 20 ms: the trim's millisecond grid
 _CHUNK_FRAMES = _BLOCK * 4096  # 86016 samples (3.9 s) per streamed chunk at WORK_RATE
 _LIMITER_LOOKAHEAD = 10  # blocks (~9.5 ms)
 _LIMITER_HOLD = 40  # blocks (~38 ms)
@@ -670,22 +717,72 @@ class _Stream:
             return ""
 
 
+_FFMPEG_QUIET = ["-nostdin", "-hide_banner", "-v", "error"]
+
+
 def _ffmpeg_base() -> list[str]:
-    return [_tool("ffmpeg"), "-nostdin", "-hide_banner", "-v", "error"]
+    return [_tool("ffmpeg"), *_FFMPEG_QUIET]
 
 
 # --- Decode and analyse ---------------------------------------------------------------------
 
 
+_INT32_TOP = 2**31 - 1
+
+
 @dataclass
 class _Decoded:
-    x: np.ndarray  # mono float32 at WORK_RATE
+    x: np.ndarray  # mono float32 at WORK_RATE (until to_segment() takes its buffer over)
     sig_energy: np.ndarray  # per block: sum of squares of x
     kw_energy: np.ndarray  # per block: sum of squares of the K-weighted signal
+    samples: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.samples = len(self.x)
 
     @property
     def duration_s(self) -> float:
-        return len(self.x) / WORK_RATE
+        return self.samples / WORK_RATE
+
+    def to_segment(self) -> tuple[AudioSegment, float]:
+        """Hand the decoded signal over to pydub as 32-bit PCM; return it and its scale (PCM
+        units per float unit).
+
+        The conversion is done in place, chunk by chunk, in x's own buffer (float32 and int32
+        have the same size), so it costs no memory; x is gone afterwards. Full scale is 1.0
+        unless the decoder overshot it (lossy codecs and resampling can), in which case the
+        peak maps to full scale: nothing is clipped. An int32 step is 2^-31 of full scale
+        (-187 dBFS), far under the noise floor of any recording.
+        """
+        x, n = self.x, self.samples
+        peak = 1.0
+        for c0 in range(0, n, _CHUNK_FRAMES):
+            c = np.abs(x[c0 : c0 + _CHUNK_FRAMES])
+            c = c[np.isfinite(c)]
+            if len(c):
+                peak = max(peak, float(c.max()))
+        scale = _INT32_TOP / peak
+        pcm = x.view(np.int32)
+        for c0 in range(0, n, _CHUNK_FRAMES):
+            c = x[c0 : c0 + _CHUNK_FRAMES].astype(np.float64)  # read the chunk before writing it
+            np.nan_to_num(c, copy=False, nan=0.0, posinf=peak, neginf=-peak)
+            c *= scale
+            np.rint(c, out=c)
+            np.clip(c, -_INT32_TOP, _INT32_TOP, out=c)
+            pcm[c0 : c0 + len(c)] = c
+        self.x = np.zeros(0, dtype=np.float32)
+        return _mono_segment(memoryview(pcm).cast("B"), 4), scale
+
+
+def _mono_segment(data: bytes | memoryview, sample_width: int) -> AudioSegment:
+    """A mono segment at WORK_RATE over ``data``. Given a memoryview, pydub's slices of it (and
+    so the trim, and the parts its fades copy) are views, not copies."""
+    return AudioSegment(data=data, sample_width=sample_width, frame_rate=WORK_RATE, channels=1)
+
+
+def _pcm(seg: AudioSegment) -> np.ndarray:
+    """A mono segment's samples as a numpy array (a view, not a copy)."""
+    return np.frombuffer(seg.raw_data, dtype={2: np.int16, 4: np.int32}[seg.sample_width])
 
 
 def _decode(src: Path, info: ProbeInfo, limits: Limits, tmp: Path) -> _Decoded:
@@ -747,8 +844,20 @@ class _Segment:
     start_block: int
     end_block: int  # exclusive
 
-    def samples(self, total: int) -> tuple[int, int]:
-        return self.start_block * _BLOCK, min(self.end_block * _BLOCK, total)
+
+def _trim(clip: AudioSegment, seg: _Segment) -> tuple[AudioSegment, int]:
+    """Cut the voiced segment out of ``clip`` with pydub (a slice in milliseconds); return it
+    and the index of its first analysis block.
+
+    The cut is widened to a 20 ms grid: 20 ms is exactly 21 blocks (441 samples) at WORK_RATE
+    and pydub's ms-to-sample arithmetic is exact on it, so the slice starts on a block boundary
+    and the block energies of the decode still line up with it.
+    """
+    total = int(clip.frame_count())
+    start_ms = seg.start_block // _GRID_BLOCKS * 20
+    end_ms = min(-(-seg.end_block // _GRID_BLOCKS) * 20, total * 1000 // WORK_RATE)
+    first = int(clip.frame_count(ms=start_ms))
+    return clip[start_ms:end_ms], first // _BLOCK
 
 
 def _find_voice(dec: _Decoded, limits: Limits) -> _Segment:
@@ -791,15 +900,17 @@ def _find_voice(dec: _Decoded, limits: Limits) -> _Segment:
     return _Segment(start, end)
 
 
-def _block_true_peaks(x: np.ndarray, a: int, b: int) -> np.ndarray:
-    """Per-block true peak (4x oversampled) of x[a:b]; a is block aligned."""
+def _block_true_peaks(x: np.ndarray, a: int, b: int, scale: float = 1.0) -> np.ndarray:
+    """Per-block true peak (4x oversampled) of x[a:b] / scale (x: float or integer PCM)."""
     nblocks = -(-(b - a) // _BLOCK)
     out = np.empty(nblocks, dtype=np.float32)
     half = _OS_HALF
     for c0 in range(a, b, _CHUNK_FRAMES):
         c1 = min(b, c0 + _CHUNK_FRAMES)
         lo, hi = c0 - half, c1 + half
-        xe = x[max(lo, 0) : min(hi, len(x))]
+        xe = x[max(lo, 0) : min(hi, len(x))].astype(np.float32)
+        if scale != 1.0:
+            xe *= np.float32(1.0 / scale)
         if lo < 0 or hi > len(x):
             xe = np.concatenate(
                 (np.zeros(max(0, -lo), np.float32), xe, np.zeros(max(0, hi - len(x)), np.float32))
@@ -947,66 +1058,108 @@ def _lower_where_over(ceiling: np.ndarray, window_peaks: np.ndarray, goal: float
 # --- Render, encode, verify -----------------------------------------------------------------
 
 
-def _render(
-    x: np.ndarray, a: int, b: int, gain: float, gains: np.ndarray, out: Path
-) -> list[float]:
-    """Write gain * limiter * fades * x[a:b] as raw float32; return the waveform peaks."""
-    n = b - a
+def _render(voice: AudioSegment, scale: float, gain: float, gains: np.ndarray) -> AudioSegment:
+    """gain * limiter * ``voice`` (32-bit PCM, ``scale`` units per 1.0) as a 16-bit segment,
+    faded in and out by pydub (FADE_MS each).
+
+    pydub fades the two ends, as segments of their own, and they are written back in place:
+    fading the whole segment would cost two extra copies of the signal (each fade returns a new
+    copy, and slices the segment it is given), ~50 MB at 10 minutes.
+    """
+    v = _pcm(voice)
+    n = len(v)
+    y = np.empty(n, dtype=np.int16)
     centers = (np.arange(len(gains)) + 0.5) * _BLOCK - 0.5
-    fade = max(1, int(FADE_S * WORK_RATE))
-    ramp = np.sin(np.linspace(0.0, math.pi / 2, fade, dtype=np.float64)) ** 2
-    block_peaks = np.zeros(len(gains), dtype=np.float32)
-    with out.open("wb") as f:
-        for c0 in range(0, n, _CHUNK_FRAMES):
-            c1 = min(n, c0 + _CHUNK_FRAMES)
-            idx = np.arange(c0, c1, dtype=np.float64)
-            g = np.interp(idx, centers, gains) * gain
-            if c0 < fade:
-                k = min(c1, fade)
-                g[: k - c0] *= ramp[c0:k]
-            if c1 > n - fade:
-                k = max(c0, n - fade)
-                g[k - c0 :] *= ramp[::-1][k - (n - fade) : c1 - (n - fade)]
-            y = (x[a + c0 : a + c1] * g).astype(np.float32)
-            f.write(y.tobytes())
-            nb = -(-len(y) // _BLOCK)
-            padded = np.zeros(nb * _BLOCK, dtype=np.float32)
-            padded[: len(y)] = np.abs(y)
-            block_peaks[c0 // _BLOCK : c0 // _BLOCK + nb] = padded.reshape(nb, _BLOCK).max(axis=1)
-    edges = np.linspace(0, len(block_peaks), _PEAK_BUCKETS + 1).astype(int)[:-1]
-    peaks = np.maximum.reduceat(block_peaks, edges)
+    k = 32768.0 * gain / scale
+    for c0 in range(0, n, _CHUNK_FRAMES):
+        c1 = min(n, c0 + _CHUNK_FRAMES)
+        g = np.interp(np.arange(c0, c1, dtype=np.float64), centers, gains)
+        g *= k
+        g *= v[c0:c1]
+        np.rint(g, out=g)
+        np.clip(g, -32768, 32767, out=g)  # never binds: the limiter keeps it under -1.4 dBTP
+        y[c0:c1] = g
+    seg = _mono_segment(memoryview(y).cast("B"), 2)
+    fade = min(n // 2, int(seg.frame_count(ms=FADE_MS)))
+    head = seg.get_sample_slice(0, fade).fade_in(FADE_MS)
+    tail = seg.get_sample_slice(n - fade, n).fade_out(FADE_MS)
+    y[:fade] = _pcm(head)
+    y[n - fade :] = _pcm(tail)
+    return seg
+
+
+def _waveform(seg: AudioSegment) -> list[float]:
+    """_PEAK_BUCKETS values in 0..1: max |sample| per bucket of the segment, loudest = 1."""
+    y = _pcm(seg)
+    edges = np.linspace(0, len(y), _PEAK_BUCKETS + 1).astype(np.int64)
+    peaks = np.array(
+        [np.abs(y[e0:e1].astype(np.int32)).max(initial=0) for e0, e1 in pairwise(edges)],
+        dtype=np.float64,
+    )
     top = float(peaks.max())
     if top <= 0:
         return [0.0] * len(peaks)
     return [round(float(v), 3) for v in peaks / top]
 
 
-def _encode(raw: Path, out: Path) -> None:
-    """MPEG-1 Layer III, OUTPUT_RATE, mono, CBR, no ID3/metadata/chapters, bit-exact.
+_EXPORT_CODE = AudioSegment.export.__code__
+
+
+def _encode(seg: AudioSegment, out: Path) -> None:
+    """Encode ``seg`` to ``out`` with pydub's ``export``: MPEG-1 Layer III, OUTPUT_RATE, mono,
+    CBR, no ID3/metadata/chapters, bit-exact.
+
+    pydub writes the segment to a temporary WAV and runs ``converter -y -f wav -i <wav> -acodec
+    libmp3lame -b:a 64k <parameters> -f mp3 <tmp>``; with ``tags=None`` it adds nothing else
+    (no ``-metadata``, no ``-id3v2_version``), so ``parameters`` decide the rest.
 
     LAME quality 7 (no noise shaping): on speech limited to -1.4 dBTP its output's true peak
     stays at or under the input's, while -q 2..5 overshot by up to 2 dB here at 64 kbit/s
     (forcing re-encodes); it is also 2-3x faster and, with the signal band-limited to 11 kHz,
     64 kbit/s leaves it plenty of bits.
     """
-    args = _ffmpeg_base() + [
-        "-f", "f32le", "-ar", str(WORK_RATE), "-ac", "1", "-i", str(raw),
+    seg.converter = _tool("ffmpeg")  # on this instance only: export runs self.converter
+    parameters = [
+        *_FFMPEG_QUIET,
+        "-timelimit", str(int(FFMPEG_TIMEOUT_S)),  # export has no timeout: ffmpeg's own CPU limit
         "-af", f"aresample={OUTPUT_RATE}",
-        "-c:a", "libmp3lame", "-b:a", f"{BITRATE_KBPS}k", "-compression_level", str(LAME_QUALITY),
+        "-compression_level", str(LAME_QUALITY),
         "-ar", str(OUTPUT_RATE), "-ac", "1",
         "-map_metadata", "-1", "-map_chapters", "-1",
         "-fflags", "+bitexact", "-flags:a", "+bitexact",
         "-id3v2_version", "0", "-write_id3v1", "0", "-write_xing", "1",
-        "-f", "mp3", "-y", str(out),
     ]  # fmt: skip
     try:
-        res = subprocess.run(
-            args, stdin=subprocess.DEVNULL, capture_output=True, timeout=FFMPEG_TIMEOUT_S
-        )
-    except subprocess.TimeoutExpired:
-        raise RuntimeError("MP3 encoding timed out") from None
-    if res.returncode != 0 or not out.exists():
-        raise RuntimeError(f"MP3 encoding failed: {res.stderr.decode('utf-8', 'replace')[-500:]}")
+        with out.open("wb") as f:
+            seg.export(
+                f,
+                format="mp3",
+                codec="libmp3lame",
+                bitrate=f"{BITRATE_KBPS}k",
+                parameters=parameters,
+                tags=None,
+            )
+    except BaseException as exc:
+        _remove_export_leftovers(exc)
+        if isinstance(exc, CouldntEncodeError):
+            raise RuntimeError(f"MP3 encoding failed: {str(exc)[-500:]}") from None
+        raise
+
+
+def _remove_export_leftovers(exc: BaseException) -> None:
+    """pydub's export removes its temporary WAV and MP3 only when ffmpeg succeeds: find them in
+    the export's frame of the traceback, close and delete them."""
+    tb = exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code is _EXPORT_CODE:
+            names = frame.f_locals
+            for tmp_file in (names.get("data"), names.get("output")):
+                path = getattr(tmp_file, "name", None)
+                if isinstance(path, str) and tmp_file is not names.get("out_f"):
+                    tmp_file.close()
+                    Path(path).unlink(missing_ok=True)
+        tb = tb.tb_next
 
 
 def _measure_mp3(path: Path, tmp: Path) -> tuple[float, float, int, np.ndarray]:
@@ -1103,9 +1256,12 @@ def process(
         tmp = Path(tmp_name)
         dec = _decode(src, info, limits, tmp)
         seg = _find_voice(dec, limits)
-        a, b = seg.samples(len(dec.x))
-        kw = dec.kw_energy[seg.start_block : seg.end_block]
-        tp = _block_true_peaks(dec.x, a, b)
+        clip, scale = dec.to_segment()
+        voice, first_block = _trim(clip, seg)  # a view into the clip's buffer
+        del clip
+        n_voice = int(voice.frame_count())
+        tp = _block_true_peaks(_pcm(voice), 0, n_voice, scale)
+        kw = dec.kw_energy[first_block : first_block + len(tp)]
         source_lufs = _predicted_loudness(kw, None, 1.0)
         if not math.isfinite(source_lufs):
             raise AudioRejected(
@@ -1116,7 +1272,7 @@ def process(
         gain = 10.0 ** ((TARGET_LUFS - source_lufs) / 20.0)
         ceiling = np.full(len(tp), 10.0 ** (PRE_ENCODE_CEILING_DBTP / 20.0), dtype=np.float32)
         tp_goal = 10.0 ** ((MAX_TRUE_PEAK_DBTP - TRUE_PEAK_MARGIN_DB) / 20.0)
-        raw, mp3 = tmp / "render.f32", tmp / "out.mp3"
+        mp3 = tmp / "out.mp3"
         offset = -MP3_LOUDNESS_BIAS_LU  # predicted-vs-published correction, refined per encode
         fallback: tuple[Path, float, float, int, list[float]] | None = None
         for attempt in range(1, MAX_ATTEMPTS + 1):
@@ -1128,9 +1284,11 @@ def process(
                     "Record again, speaking close to the microphone.",
                     code="silent",
                 )
-            peaks = _render(dec.x, a, b, gain, gains, raw)
+            rendered = _render(voice, scale, gain, gains)
             del gains
-            _encode(raw, mp3)
+            peaks = _waveform(rendered)
+            _encode(rendered, mp3)
+            del rendered
             lufs, true_peak, n_out, window_peaks = _measure_mp3(mp3, tmp)
             log.debug(
                 "attempt %d: gain %+.2f dB, limiter ceiling %.2f..%.2f dBTP -> %.2f LUFS %.2f dBTP",
@@ -1155,7 +1313,7 @@ def process(
                     f"{MAX_ATTEMPTS} encodes"
                 )
         kbps = _check_output(mp3)
-        del dec  # free the decoded signal before copying out
+        del dec, voice  # free the decoded signal before copying out
         final = _publish(mp3, out_dir, stem)
     log.info(
         "published %s: %.2f s, %.2f LUFS, %.2f dBTP (from %s/%s, %d encode(s))",
