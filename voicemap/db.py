@@ -15,16 +15,8 @@ from pathlib import Path
 from types import ModuleType
 
 import click
-
-# mod_spatialite is loaded by SQLite with RTLD_GLOBAL and drags in the system's GEOS, PROJ
-# and SQLite; shapely, pyproj and pyogrio wheels carry their own copies. Loading the wheels
-# first binds their symbols to their own libraries; the other order crashes the process the
-# first time shapely or GDAL is used ("WKB output dimension", free(): invalid pointer).
-import pyogrio  # noqa: F401, I001
-import pyproj  # noqa: F401
-import shapely  # noqa: F401
 from flask import Flask, current_app, g
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
@@ -34,6 +26,7 @@ from . import backends, models
 # (Debian/Ubuntu: libsqlite3-mod-spatialite; Homebrew: libspatialite). Override with the
 # variable GeoAlchemy2 also reads.
 SPATIALITE_LIBRARY = os.environ.get("SPATIALITE_LIBRARY_PATH", "mod_spatialite")
+SQLITE_MMAP_BYTES = 1 << 30  # the most of a SpatiaLite file that reads see through mmap
 
 
 class SpatialiteUnavailable(RuntimeError):
@@ -62,6 +55,21 @@ def sqlite_dbapi() -> ModuleType:
     return dbapi2
 
 
+def _load_wheel_libraries_first() -> None:
+    """Import shapely, pyproj and pyogrio before SpatiaLite is loaded.
+
+    mod_spatialite is loaded by SQLite with RTLD_GLOBAL and drags in the system's GEOS, PROJ
+    and SQLite; the shapely, pyproj and pyogrio wheels carry their own copies. Loading the
+    wheels first binds their symbols to their own libraries; the other order crashes the
+    process the first time shapely or GDAL is used ("WKB output dimension", free(): invalid
+    pointer). Only SpatiaLite needs this, so PostGIS processes (and the CLI's start-up)
+    do not pay for the imports.
+    """
+    import pyogrio  # noqa: F401
+    import pyproj  # noqa: F401
+    import shapely  # noqa: F401
+
+
 def _on_sqlite_connect(dbapi_conn, _record) -> None:
     # Let SQLAlchemy, not the driver, decide where transactions begin (see the "begin"
     # listener), so that an import is really one transaction.
@@ -87,8 +95,13 @@ def make_engine(url: str) -> Engine:
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:":
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+        _load_wheel_libraries_first()
         engine = create_engine(u, module=sqlite_dbapi())
         event.listen(engine, "connect", _on_sqlite_connect)
+        # Read the file through a shared memory map rather than read() calls into each
+        # connection's small page cache: a nearest-k query touches a few dozen random pages.
+        event.listen(engine, "connect", lambda dbapi_conn, _record: dbapi_conn.execute(
+            f"PRAGMA mmap_size = {SQLITE_MMAP_BYTES}"))
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
         return engine
     if u.get_backend_name() == "postgresql":
@@ -106,7 +119,35 @@ def init_schema(engine: Engine) -> None:
         backend.setup(conn)
     models.Base.metadata.create_all(engine)
     with engine.begin() as conn:
+        _add_missing_columns(conn)
         backend.create_spatial_index(conn)
+
+
+def _add_missing_columns(conn) -> None:
+    """Add columns that newer versions of the models have and an older file lacks.
+
+    The schema only ever grows by nullable or defaulted columns, so this is all the
+    migration it needs so far.
+    """
+    inspector = inspect(conn)
+    for table in models.Base.metadata.sorted_tables:
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            if not column.nullable and column.server_default is None:
+                raise RuntimeError(f"cannot add {table.name}.{column.name} to an existing "
+                                   "database: it is required and has no default")
+            ddl = f"ALTER TABLE {table.name} ADD COLUMN {column.name} " + \
+                column.type.compile(conn.dialect)
+            if column.server_default is not None:
+                default = column.server_default.arg
+                if not isinstance(default, str):
+                    default = default.compile(dialect=conn.dialect)
+                ddl += f" DEFAULT {default}"
+                if not column.nullable:
+                    ddl += " NOT NULL"
+            conn.execute(text(ddl))
 
 
 # --- Flask integration -------------------------------------------------------------------

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from geoalchemy2 import WKTElement
-from sqlalchemy import Connection, bindparam, func, insert, select, text, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from . import backends, categories, exchange, geo
@@ -43,13 +43,16 @@ def check_categories(values: Iterable[str] | None) -> list[str] | None:
     return out or None
 
 
-def nearest(session: Session | Connection, lon: float, lat: float, *, k: int = 5,
+def nearest(session: Session | Connection | Engine, lon: float, lat: float, *, k: int = 5,
             category: Iterable[str] | None = None, max_distance_m: float | None = None,
             datum: str = "wgs84") -> list[str]:
     """GeoJSON Feature texts of the k nearest venues by geodesic distance, nearest first.
 
     The query point is in ``datum`` (WGS-84 or GCJ-02); results are always WGS-84, each
-    with ``properties.distance_m`` (metres on the WGS-84 ellipsoid, to 0.1 m).
+    with ``properties.distance_m`` (metres on the WGS-84 ellipsoid, to 0.1 m). Given an
+    engine, or a session with no transaction open, the query reads committed data in one
+    statement outside any transaction; given a connection or a session in a transaction,
+    it runs in that transaction.
     """
     geo.check_lon_lat(lon, lat)
     if not 1 <= k <= MAX_K:
@@ -60,8 +63,16 @@ def nearest(session: Session | Connection, lon: float, lat: float, *, k: int = 5
                          param="max_distance_m")
     cats = check_categories(category)
     lon, lat = geo.to_wgs84(lon, lat, datum)
+    backend = backends.select(session)
+    bind = session
+    if isinstance(session, Session) and not session.in_transaction():
+        bind = session.get_bind()
+    if isinstance(bind, Engine):
+        # Nothing to see from an open transaction: one statement on a connection that
+        # autocommits, with no transaction of the session's to begin and roll back.
+        return backend.nearest_autocommit(bind, lon, lat, k, cats, max_distance_m, EXTRA)
     conn = _connection(session)
-    return backends.select(conn).nearest(conn, lon, lat, k, cats, max_distance_m, EXTRA)
+    return backend.nearest(conn, lon, lat, k, cats, max_distance_m, EXTRA)
 
 
 def iter_features(conn: Connection, *, category: Iterable[str] | None = None,
@@ -69,8 +80,8 @@ def iter_features(conn: Connection, *, category: Iterable[str] | None = None,
                   ids: Iterable[str] | None = None, batch: int = 2000) -> Iterator[str]:
     """Stream GeoJSON Feature texts of the venues that match, ordered by id.
 
-    Rows come from a server-side cursor in batches, so memory stays flat however many
-    venues there are.
+    Rows arrive in batches of ``batch`` while the database keeps producing the next ones,
+    so memory stays flat however many venues there are.
     """
     backend = backends.select(conn)
     where, params, binds = ["true"], {}, []
@@ -91,12 +102,14 @@ def iter_features(conn: Connection, *, category: Iterable[str] | None = None,
         where.append("v.id IN :ids")
         params["ids"] = list(ids)
         binds.append(bindparam("ids", expanding=True))
-    stmt = text(f"SELECT {backend.feature_sql('v', EXTRA)} FROM venues v "
+    # Most venues have no published clip: one hashed look-up finds them, and only the
+    # others run the per-venue count (which alone doubled the cost of a full export).
+    voiced = "v.id IN (SELECT venue_id FROM clips WHERE status = 'published')"
+    extra = tuple((key, f"CASE WHEN {voiced} THEN {sql} ELSE 0 END")
+                  if (key, sql) == CLIP_COUNT else (key, sql) for key, sql in EXTRA)
+    stmt = text(f"SELECT {backend.feature_sql('v', extra)} FROM venues v "
                 f"WHERE {' AND '.join(where)} ORDER BY v.id").bindparams(*binds)
-    result = conn.execution_options(stream_results=True, yield_per=batch).execute(stmt, params)
-    for partition in result.partitions():
-        for (feature,) in partition:
-            yield feature
+    yield from backend.stream_texts(conn, stmt, params, batch)
 
 
 def get_feature(session: Session | Connection, venue_id: str) -> str:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, text
+from pyproj import Geod
+from sqlalchemy import Connection, Engine, TextClause, text
 
 from ..geo import degree_box
 from . import properties_sql
 
-POINT = "MakePoint(:lon, :lat, 4326)"
-# Half-width of the first search box: wide enough to hold a few venues in central Beijing.
-FIRST_RADIUS_M = 2_000.0
+# Half-width of the first search box on a connection that has not yet seen a query.
+FIRST_RADIUS_M = 250.0
 WHOLE_EARTH_M = 20_040_000.0
 
 
@@ -42,6 +45,15 @@ def feature_sql(alias: str = "v", extra: tuple[tuple[str, str], ...] = ()) -> st
             f"'geometry', json(AsGeoJSON({alias}.geom, 7)), 'properties', {props})")
 
 
+def stream_texts(conn: Connection, stmt: TextClause, params: dict[str, Any],
+                 batch: int = 2000) -> Iterator[str]:
+    """The single text column of ``stmt``'s rows, fetched ``batch`` rows at a time."""
+    result = conn.execute(stmt, params)
+    for partition in result.partitions(batch):
+        for (value,) in partition:
+            yield value
+
+
 def bbox_sql(alias: str = "v") -> str:
     """A WHERE term keeping venues inside :minlon, :minlat, :maxlon, :maxlat (index-assisted).
 
@@ -51,53 +63,123 @@ def bbox_sql(alias: str = "v") -> str:
             "AND xmax >= :minlon AND ymin <= :maxlat AND ymax >= :minlat)")
 
 
-def _in_box(conn: Connection, lon: float, lat: float, radius_m: float,
-            categories: list[str] | None) -> list[tuple[float, str, int]]:
-    """(distance, id, rowid) of every venue in the box around the circle of ``radius_m``."""
-    minlon, minlat, maxlon, maxlat = degree_box(lon, lat, radius_m)
-    cat = "AND v.category IN :cats" if categories else ""
-    stmt = text(f"SELECT ST_Distance(v.geom, {POINT}, 1), v.id, v.rowid FROM venues v "
-                f"WHERE {bbox_sql()} {cat}")
-    params = {"lon": lon, "lat": lat, "minlon": minlon, "minlat": minlat, "maxlon": maxlon,
-              "maxlat": maxlat}
+# Every venue in a box (asked of the R*Tree), with its exact coordinates. ``+v.category``
+# keeps SQLite from preferring the category index to the R*Tree.
+_IN_BOX = """
+    SELECT v.rowid, v.id, ST_X(v.geom), ST_Y(v.geom)
+    FROM idx_venues_geom r JOIN venues v ON v.rowid = r.pkid
+    WHERE r.xmin <= :maxlon AND r.xmax >= :minlon AND r.ymin <= :maxlat
+      AND r.ymax >= :minlat {cat}
+"""
+# Where a connection keeps its estimate of how far the k-th nearest venue usually is.
+_STATE = "voicemap.nearest_scale"
+MIN_RADIUS_M = 10.0
+_GEOD = Geod(ellps="WGS84")
+
+
+@lru_cache(maxsize=64)
+def _in_box_sql(ncats: int) -> str:
+    cat = ("AND +v.category IN (" + ", ".join(f":c{i}" for i in range(ncats)) + ")"
+           if ncats else "")
+    return _IN_BOX.format(cat=cat)
+
+
+@lru_cache(maxsize=256)
+def _features_sql(extra: tuple[tuple[str, str], ...], n: int) -> str:
+    return (f"SELECT v.rowid, {feature_sql('v', extra)} FROM venues v "
+            f"WHERE v.rowid IN ({', '.join('?' * n)})")
+
+
+def _ranked(dbapi, sql: str, params: dict[str, Any], lon: float, lat: float, radius: float
+            ) -> list[tuple[float, str, int]]:
+    """(distance, id, rowid) of every venue in the box around the circle, nearest first.
+
+    Distances are geodesic on the WGS-84 ellipsoid (Karney's algorithm, as ``geo``
+    measures them), computed for the whole box at once.
+    """
+    params.update(zip(("minlon", "minlat", "maxlon", "maxlat"),
+                      degree_box(lon, lat, radius), strict=True))
+    rows = dbapi.execute(sql, params).fetchall()
+    if not rows:
+        return []
+    rowids, ids, xs, ys = zip(*rows, strict=True)
+    n = len(rows)
+    _, _, dist = _GEOD.inv([lon] * n, [lat] * n, xs, ys)
+    return sorted(zip(dist, ids, rowids, strict=True))
+
+
+def _nearest(dbapi, state: dict, lon: float, lat: float, k: int,
+             categories: list[str] | None, max_distance_m: float | None,
+             extra: tuple[tuple[str, str], ...]) -> list[str]:
+    lon, lat, k = float(lon), float(lat), int(k)
+    limit = WHOLE_EARTH_M if max_distance_m is None else float(max_distance_m)
+    sql = _in_box_sql(len(categories) if categories else 0)
+    params: dict[str, Any] = {}
     if categories:
-        stmt = stmt.bindparams(bindparam("cats", expanding=True))
-        params["cats"] = list(categories)
-    return [tuple(row) for row in conn.execute(stmt, params)]
+        params.update((f"c{i}", c) for i, c in enumerate(categories))
+    scales = state.setdefault(_STATE, {})
+    key = tuple(categories) if categories else ()
+    scale = scales.get(key)
+    radius = scale * math.sqrt(k) * 1.25 if scale else FIRST_RADIUS_M
+    radius = min(limit, max(MIN_RADIUS_M, radius))
+    # One read transaction for all the statements, unless the caller's is open.
+    own = not dbapi.in_transaction
+    if own:
+        dbapi.execute("BEGIN")
+    try:
+        while True:
+            found = _ranked(dbapi, sql, params, lon, lat, radius)
+            if len(found) >= k:
+                kth = found[k - 1][0]
+                # Every venue within ``radius`` is in the box: if the k-th found is that
+                # near, nothing outside can come before it.
+                if kth <= radius or radius >= limit:
+                    break
+                # This box holds k venues within ``kth``: the box around that circle is final.
+                radius = min(limit, kth)
+                continue
+            if radius >= limit:  # fewer than k in the whole search circle: all are answers
+                break
+            grow = math.sqrt(k / len(found)) * 1.5 if found else 4.0
+            radius = min(limit, radius * max(2.0, grow))
+        top = [row for row in found[:k] if row[0] <= limit]
+        features = dict(dbapi.execute(_features_sql(extra, len(top)),
+                                      [row[2] for row in top]).fetchall()) if top else {}
+    finally:
+        if own:
+            dbapi.execute("COMMIT")
+    if len(found) >= k:  # remember how far the k-th was, to size the next first box
+        seen = max(found[k - 1][0], 1.0) / math.sqrt(k)
+        scales[key] = seen if scale is None else math.exp(
+            0.8 * math.log(scale) + 0.2 * math.log(seen))
+    # Each Feature ends with its properties object: distance_m goes last in it.
+    return [f'{features[rowid][:-2]},"distance_m":{round(d, 1)!r}}}}}'
+            for d, _, rowid in top]
 
 
 def nearest(conn: Connection, lon: float, lat: float, k: int, categories: list[str] | None,
             max_distance_m: float | None, extra: tuple[tuple[str, str], ...] = ()) -> list[str]:
     """Feature texts of the k venues nearest (lon, lat) by geodesic distance, nearest first.
 
-    Asks the R*Tree for a box around the point, widening it until it holds k venues (or
-    covers the search radius); the k-th exact distance ``d`` among them bounds the answer,
-    so a last box enclosing the circle of radius ``d`` holds every true neighbour. Only
-    the boxes' contents are measured, never the whole table.
+    Asks the R*Tree for the venues in a box around the point (sized from the k-th
+    distances of earlier queries on this connection) and ranks them by exact geodesic
+    distance. If the k-th of them lies farther than the box's inscribed circle, the box
+    around that distance is final; if the box holds fewer than k, it widens. Only the
+    boxes' contents are measured, never the whole table; Features are built for the k
+    found only, by a second statement in the same read transaction.
     """
-    limit = WHOLE_EARTH_M if max_distance_m is None else float(max_distance_m)
-    radius = min(FIRST_RADIUS_M, limit)
-    while True:
-        found = _in_box(conn, lon, lat, radius, categories)
-        if len(found) >= k or radius >= limit:
-            break
-        # Grow by the area the missing venues need, at least doubling.
-        grow = math.sqrt(k / len(found)) * 1.5 if found else 4.0
-        radius = min(limit, radius * max(2.0, grow))
-    if not found:
-        return []
-    found.sort()
-    # Fewer than k anywhere within the limit: every venue found within it is an answer.
-    bound = min(found[k - 1][0], limit) if len(found) >= k else limit
-    if bound > radius:  # the box's inscribed circle may miss nearer venues in its corners
-        found = sorted(_in_box(conn, lon, lat, bound, categories))
-    top = [row for row in found if row[0] <= bound][:k]  # sorted by (distance, id)
-    if not top:
-        return []
-    stmt = text(
-        f"SELECT v.rowid, json_set({feature_sql('v', extra)}, '$.properties.distance_m', "
-        f"round(ST_Distance(v.geom, {POINT}, 1), 1)) FROM venues v WHERE v.rowid IN :ids"
-    ).bindparams(bindparam("ids", expanding=True))
-    features = dict(conn.execute(stmt, {"lon": lon, "lat": lat,
-                                        "ids": [row[2] for row in top]}).all())
-    return [features[row[2]] for row in top]
+    return _nearest(conn.connection.driver_connection, conn.info, lon, lat, k, categories,
+                    max_distance_m, extra)
+
+
+def nearest_autocommit(engine: Engine, lon: float, lat: float, k: int,
+                       categories: list[str] | None, max_distance_m: float | None,
+                       extra: tuple[tuple[str, str], ...] = ()) -> list[str]:
+    """``nearest`` outside any caller's transaction: a pooled connection, checked out for
+    this query alone, whose statements share one read transaction of their own."""
+    raw = engine.raw_connection()
+    try:
+        return _nearest(raw.driver_connection, raw.info, lon, lat, k, categories,
+                        max_distance_m, extra)
+    finally:
+        raw.close()

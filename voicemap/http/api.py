@@ -56,8 +56,9 @@ def geojson(body: str, status: int = 200) -> Response:
 
 @bp.get("/api/nearest")
 def nearest():
+    # The engine, not a session: one autocommit statement, nothing to open or close.
     features = venues.nearest(
-        db.get_session(), number("lon", required=True), number("lat", required=True),
+        db.engine(), number("lon", required=True), number("lat", required=True),
         k=integer("k", 5), category=request.args.getlist("category"),
         max_distance_m=number("max_distance_m"), datum=datum())
     return geojson(venues.feature_collection(features))
@@ -67,12 +68,16 @@ def nearest():
 def venue_list():
     bbox = request.args.get("bbox")
     box = config.parse_bbox(bbox) if bbox else None
-    if box is not None and datum() == "gcj02":
+    if datum() == "gcj02" and box is not None:
         from ..geo import gcj02_to_wgs84
 
         box = (*gcj02_to_wgs84(box[0], box[1]), *gcj02_to_wgs84(box[2], box[3]))
     cats = venues.check_categories(request.args.getlist("category"))
     q = request.args.get("q")
+    # Checked here, before the 200 and the first bytes go out.
+    if q is not None and (len(q) > 100 or any(ord(c) < 32 for c in q)):
+        raise BadRequest("q must be at most 100 characters, without control characters",
+                         param="q")
     engine = db.engine()
 
     def stream():
