@@ -136,3 +136,9 @@ def test_unknown_api_path_is_json_404(client):
 def test_wrong_method_is_json_405(client):
     r = client.post("/api/nearest")
     assert r.status_code == 405 and "GET" in r.headers["Allow"]
+
+
+@pytest.mark.parametrize("query", ["q=" + "a" * 101, "q=%00", "crs=xx"])
+def test_venue_list_checks_everything_before_streaming(client, loaded, query):
+    r = client.get(f"/api/venues?{query}")
+    assert r.status_code == 400 and r.get_json()["error"]

@@ -44,8 +44,11 @@ def upload(client, token, path: Path, venue="museum-a", **form):
 
 
 def media_files(app) -> list[Path]:
+    """Stored media (published MP3s, archived originals) and staged uploads; lock files and
+    empty directories do not count."""
     root = Path(app.config["MEDIA_DIR"])
-    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+    return sorted(p for kind in ("published", "originals", "tmp")
+                  for p in (root / kind).rglob("*") if p.is_file())
 
 
 def clip_rows(app) -> int:
@@ -97,7 +100,7 @@ def test_attach_review_stream_delete(app, client, setup):
     assert client.delete(f"/api/clips/{clip['id']}",
                          headers=bearer(setup["alice"])).status_code == 204
     assert client.get(clip["audio_url"]).status_code == 404
-    assert media_files(app) == [] or all(p.parent.name == "tmp" for p in media_files(app))
+    assert media_files(app) == []
     assert clip_rows(app) == 0
 
 
@@ -312,3 +315,77 @@ def test_demo_clips_are_labelled_synthetic_and_added_once(app, runner):
     assert rows[0].transcript.startswith("[Synthetic placeholder, not a child's voice]")
     assert rows[1].transcript.startswith("【合成语音示例，并非儿童录音】")
     assert rows[0].narrator_age is None and rows[0].duration_ms > 1000
+
+
+def test_pending_clip_of_another_manager_is_404_even_to_a_co_manager(app, client, setup):
+    with app.app_context(), db.session_scope() as s:
+        _, carol = auth.create_manager(s, "Carol", ["museum-a"])  # also manages museum-a
+    clip = upload(client, setup["alice"], speech(setup["audio"], "g.wav")).get_json()
+    for token in (carol, setup["bob"]):
+        assert client.delete(f"/api/clips/{clip['id']}", headers=bearer(token)).status_code == 404
+        assert client.get(f"/api/clips/{clip['id']}", headers=bearer(token)).status_code == 404
+    assert clip_rows(app) == 1
+
+
+@pytest.mark.parametrize("body", [[1], "text", {"reason": 5}, {"reason": ["x"]},
+                                  {"reason": "x" * 1001}])
+def test_reject_with_odd_bodies_is_400(client, setup, body):
+    clip = upload(client, setup["alice"], speech(setup["audio"], "g.wav")).get_json()
+    r = client.post(f"/api/clips/{clip['id']}/reject", headers=bearer(setup["admin"]), json=body)
+    assert r.status_code == 400 and r.get_json()["param"] == "reason"
+
+
+@pytest.mark.parametrize("field", ["transcript", "consent_by", "narrator_name", "title"])
+def test_control_characters_in_fields_are_refused(app, client, setup, field):
+    r = upload(client, setup["alice"], speech(setup["audio"], "g.wav"),
+               **{field: "Lily\x00 drop"})
+    assert r.status_code == 400 and r.get_json()["param"] == field
+    assert media_files(app) == [] and clip_rows(app) == 0
+
+
+def test_malformed_upload_body_says_so(client, setup):
+    r = client.post("/api/venues/museum-a/clips", data=b"--x\r\nnot really multipart",
+                    headers={**bearer(setup["alice"]),
+                             "Content-Type": "multipart/form-data; boundary=zzz"})
+    assert r.status_code == 400 and "multipart" in r.get_json()["error"]
+
+
+@pytest.mark.parametrize("path", ["/api/venues/%00", "/api/clips/%00", "/audio/%00.mp3",
+                                  "/api/venues/%00/clips"])
+def test_nul_in_ids_is_a_4xx_not_a_500(client, path):
+    assert client.get(path).status_code in (400, 404)
+
+
+def test_deletion_waits_for_an_upload_of_the_same_bytes(app, client, setup):
+    """An upload holds the file's lock from storing it to committing its row, so a deletion
+    of another clip with the same bytes, running meanwhile, keeps the file."""
+    import threading
+
+    from voicemap import clips
+    from voicemap.storage import media_store
+
+    first = upload(client, setup["admin"], speech(setup["audio"], "g.wav")).get_json()
+    with app.app_context():
+        row = db.get_session().get(Clip, first["id"])
+        values = {c.name: getattr(row, c.name) for c in Clip.__table__.columns}
+        db.get_session().rollback()  # no read transaction held across the other thread
+        shas = (values["audio_sha256"], values["original_sha256"])
+        store = media_store()
+        done = threading.Event()
+
+        def delete_first():
+            with app.app_context():
+                clips.delete(db.get_session(), store, first["id"], None)
+            done.set()
+
+        with store.locked(*shas):  # as attach() does for a second upload of these bytes
+            worker = threading.Thread(target=delete_first)
+            worker.start()
+            assert not done.wait(0.5)  # the row is gone but the files wait for the lock
+            s = db.get_session()
+            twin = Clip(**{**values, "id": "twin"})
+            s.add(twin)
+            s.commit()
+        worker.join(10)
+        assert done.is_set()
+        assert store.exists("published", shas[0]) and store.exists("originals", shas[1])

@@ -40,6 +40,8 @@ BAD = [
     (feature("x", 116.4, 39.9, min_age=12, max_age=6), "min_age is greater"),
     (feature("x", 116.4, 39.9, step_free="maybe"), "step_free"),
     (feature("x", 116.4, 39.9, website="javascript:alert(1)"), "website"),
+    (feature("x", 116.4, 39.9, name_en="Zoo\x00"), "control characters"),
+    (feature("x", 116.4, 39.9, min_age=10**400), "min_age"),
     ({**feature("x", 116.4, 39.9), "geometry": {"type": "Point", "coordinates": ["116", 39]}},
      "coordinates must be"),
 ]

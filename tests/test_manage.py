@@ -95,3 +95,34 @@ def test_upload_review_and_delete_through_the_pages(app, client, tokens, tmp_pat
     r = client.post(f"/manage/clips/{clip_id}/delete", data={"csrf": admin_csrf})
     assert r.status_code == 303
     assert client.get(f"/audio/{clip_id}.mp3").status_code == 404
+
+
+def test_non_ascii_csrf_is_400(client, tokens):
+    csrf(client)
+    r = client.post("/manage/signin", data={"token": tokens["alice"], "csrf": "é"})
+    assert r.status_code == 400
+
+
+def test_sign_out_ends_every_session_of_that_manager(app, client, tokens):
+    sign_in(client, tokens["alice"])
+    other = app.test_client()
+    sign_in(other, tokens["alice"])  # the same manager on a second device
+    token = csrf(client)
+    assert "museum-a" in other.get("/manage/").get_data(as_text=True)
+    client.post("/manage/signout", data={"csrf": token})
+    assert "Sign in" in other.get("/manage/").get_data(as_text=True)
+
+
+def test_consent_record_is_shown_only_to_uploader_and_admin(app, client, tokens, tmp_path):
+    with app.app_context(), db.session_scope() as s:
+        _, carol = auth.create_manager(s, "Carol", ["museum-a"])
+    from helpers import published_clip
+
+    published_clip(app, "museum-a", "en")  # uploaded from the command line
+    sign_in(client, carol)
+    page = client.get("/manage/venues/museum-a").get_data(as_text=True)
+    assert "Parent of the narrator" not in page
+    client.post("/manage/signout", data={"csrf": csrf(client)})
+    sign_in(client, tokens["admin"])
+    assert "Parent of the narrator" in client.get("/manage/venues/museum-a").get_data(
+        as_text=True)

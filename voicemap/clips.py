@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from . import audio
 from .errors import BadRequest, Forbidden, NotFound
 from .models import Clip, Manager, Venue, utcnow
-from .storage import MediaStore
+from .storage import MediaStore, file_sha256
 
 STATUSES = ("pending", "published", "rejected")
 LANG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
@@ -49,22 +49,33 @@ class ClipFields:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _text(form: dict[str, Any], name: str) -> str:
+    """A form field as stripped text; control characters (NUL and the like) are refused."""
+    value = str(form.get(name) or "").strip()
+    if CONTROL.search(value):
+        raise BadRequest(f"{name} contains control characters", param=name)
+    return value
+
+
 def check_fields(form: dict[str, Any]) -> ClipFields:
     """Validate the fields of an upload (multipart form or CLI options); BadRequest names the
     first bad one. Guardian consent is checked first: without it nothing else matters."""
-    consent = str(form.get("consent", "")).strip().lower()
-    consent_by = str(form.get("consent_by") or "").strip()
+    consent = _text(form, "consent").lower()
+    consent_by = _text(form, "consent_by")
     if consent not in TRUTHY or not consent_by:
         raise BadRequest("guardian consent is required: set consent=true and consent_by to "
                          "the name of the parent or guardian who gave it", code="no_consent",
                          param="consent")
     if len(consent_by) > 100:
         raise BadRequest("consent_by is longer than 100 characters", param="consent_by")
-    lang = str(form.get("lang") or "").strip()
+    lang = _text(form, "lang")
     if not LANG.match(lang):
         raise BadRequest("lang must be a language code such as zh, en or zh-Hant",
                          param="lang")
-    name = str(form.get("narrator_name") or "").strip()
+    name = _text(form, "narrator_name")
     if not name or len(name) > 40 or not FIRST_NAME.match(name):
         raise BadRequest("narrator_name must be the child's first name only (letters, no "
                          "spaces, digits or contact details)", param="narrator_name")
@@ -75,13 +86,13 @@ def check_fields(form: dict[str, Any]) -> ClipFields:
     if not MIN_AGE <= age <= MAX_AGE:
         raise BadRequest(f"narrator_age must be a whole number from {MIN_AGE} to {MAX_AGE}",
                          param="narrator_age")
-    transcript = str(form.get("transcript") or "").strip()
+    transcript = _text(form, "transcript")
     if not transcript:
         raise BadRequest("a transcript is required: families who cannot hear the clip read it",
                          param="transcript")
     if len(transcript) > 10_000:
         raise BadRequest("transcript is longer than 10,000 characters", param="transcript")
-    title = str(form.get("title") or "").strip() or None
+    title = _text(form, "title") or None
     if title and len(title) > 200:
         raise BadRequest("title is longer than 200 characters", param="title")
     return ClipFields(lang=lang, transcript=transcript, consent_by=consent_by,
@@ -104,51 +115,63 @@ def attach(session: Session, store: MediaStore, venue_id: str, upload: Path,
     """
     if session.get(Venue, venue_id) is None:
         raise NotFound(f"no venue with id {venue_id!r}")
-    created: list[tuple[str, str]] = []
+    # Processing takes seconds: hold no transaction meanwhile. An open read would pin a
+    # pooled PostgreSQL connection idle in transaction, and on SQLite a stale snapshot
+    # cannot be upgraded to a write once someone else has written ("database is locked").
+    session.commit()
     with tempfile.TemporaryDirectory(dir=store.tmp_dir(), prefix="clip-") as work:
         processed = audio.process(Path(upload), Path(work), limits)
-        try:
-            original, new = store.put("originals", upload)
-            if new:
-                created.append(("originals", original))
-            published, new = store.put("published", processed.path)
-            if new:
-                created.append(("published", published))
-            now = utcnow()
-            clip = Clip(
-                id=new_id(), venue_id=venue_id, lang=fields.lang,
-                narrator_name=fields.narrator_name, narrator_age=fields.narrator_age,
-                synthetic=fields.synthetic, title=fields.title, transcript=fields.transcript,
-                status=status, duration_ms=processed.duration_ms,
-                loudness_lufs=round(processed.loudness_lufs, 2),
-                true_peak_dbtp=round(processed.true_peak_dbtp, 2),
-                peaks=json.dumps(processed.peaks), audio_sha256=published,
-                original_sha256=original, original_format=processed.source.format,
-                uploaded_by=manager.id if manager else None, uploaded_at=now,
-                consent_by=fields.consent_by, consent_at=now,
-                reviewed_at=now if status != "pending" else None)
-            session.add(clip)
-            session.commit()
-        except BaseException:
-            session.rollback()
-            _discard(session, store, created)
-            raise
+        original, published = file_sha256(upload), file_sha256(processed.path)
+        created: list[tuple[str, str]] = []
+        with store.locked(original, published):
+            try:
+                for kind, src, sha in (("originals", upload, original),
+                                       ("published", processed.path, published)):
+                    if store.put(kind, src, sha)[1]:
+                        created.append((kind, sha))
+                now = utcnow()
+                clip = Clip(
+                    id=new_id(), venue_id=venue_id, lang=fields.lang,
+                    narrator_name=fields.narrator_name, narrator_age=fields.narrator_age,
+                    synthetic=fields.synthetic, title=fields.title,
+                    transcript=fields.transcript, status=status,
+                    duration_ms=processed.duration_ms,
+                    loudness_lufs=round(processed.loudness_lufs, 2),
+                    true_peak_dbtp=round(processed.true_peak_dbtp, 2),
+                    peaks=json.dumps(processed.peaks), audio_sha256=published,
+                    original_sha256=original, original_format=processed.source.format,
+                    uploaded_by=manager.id if manager else None, uploaded_at=now,
+                    consent_by=fields.consent_by, consent_at=now,
+                    reviewed_at=now if status != "pending" else None)
+                session.add(clip)
+                session.commit()
+            except BaseException:
+                session.rollback()
+                _discard_unreferenced(session, store, created)
+                raise
     return clip
 
 
-def _discard(session: Session, store: MediaStore, files: list[tuple[str, str]]) -> None:
-    """Delete these files unless a committed clip refers to them."""
+def _discard_unreferenced(session: Session, store: MediaStore,
+                          files: list[tuple[str, str]]) -> None:
+    """Delete these files unless a committed clip refers to them; the caller holds their
+    locks (``store.locked``)."""
     for kind, sha in files:
         if not _referenced(session, kind, sha):
             store.delete(kind, sha)
+    session.rollback()  # end the read: nothing here is written through the session
 
 
-def _referenced(session: Session, kind: str, sha: str, excluding: str | None = None) -> bool:
+def _discard(session: Session, store: MediaStore, files: list[tuple[str, str]]) -> None:
+    """Delete these files unless a committed clip refers to them, under their locks."""
+    if files:
+        with store.locked(*(sha for _, sha in files)):
+            _discard_unreferenced(session, store, files)
+
+
+def _referenced(session: Session, kind: str, sha: str) -> bool:
     column = Clip.audio_sha256 if kind == "published" else Clip.original_sha256
-    stmt = select(Clip.id).where(column == sha)
-    if excluding:
-        stmt = stmt.where(Clip.id != excluding)
-    return session.execute(stmt.limit(1)).first() is not None
+    return session.execute(select(Clip.id).where(column == sha).limit(1)).first() is not None
 
 
 def get(session: Session, clip_id: str) -> Clip:
@@ -221,10 +244,11 @@ def delete(session: Session, store: MediaStore, clip_id: str, manager: Manager |
     """Remove a clip everywhere (consent withdrawn): row, published file, archived original.
 
     A file shared with another clip (the same bytes uploaded twice) stays for that clip.
-    ``manager`` None means the command line; otherwise the uploader's venue managers and
-    administrators may delete.
+    ``manager`` None means the command line; otherwise managers of the venue and
+    administrators may delete the clips they can see (a pending clip is visible to its
+    uploader and administrators only; to others it does not exist: 404, not 403).
     """
-    clip = get(session, clip_id)
+    clip = get(session, clip_id) if manager is None else get_visible(session, clip_id, manager)
     if manager is not None and not manager.is_admin and not any(
             v.id == clip.venue_id for v in manager.venues):
         raise Forbidden(f"you do not manage venue {clip.venue_id!r}")
@@ -298,9 +322,8 @@ def fsck(session: Session, store: MediaStore, repair: bool = False) -> FsckRepor
             leftovers += [("published", clip.audio_sha256), ("originals", clip.original_sha256)]
             session.delete(clip)
         session.commit()
-        for kind, sha in report.orphan_files:
-            store.delete(kind, sha)
-        _discard(session, store, leftovers)
+        # Re-checked under each file's lock: an upload committing meanwhile keeps its file.
+        _discard(session, store, report.orphan_files + leftovers)
         for path in map(Path, report.stale_temporaries):
             shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(
                 missing_ok=True)

@@ -57,6 +57,7 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "PUBLIC_URL": "",  # e.g. https://voicemap.example.org, for QR codes and link previews
         "SECRET_KEY": "",
         "SESSION_COOKIE_SAMESITE": "Lax",
+        "PERMANENT_SESSION_LIFETIME": 12 * 3600,  # /manage sign-ins last a working day
         "SESSION_COOKIE_SECURE": False,  # set VOICEMAP_SESSION_COOKIE_SECURE=true behind HTTPS
     }
 
@@ -112,8 +113,9 @@ def _instance_secret(instance: Path) -> str:
     if not path.exists():
         instance.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(secrets.token_hex(32))
-        os.chmod(tmp, 0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
         try:
             os.link(tmp, path)  # atomic: the first worker's key wins
         except FileExistsError:

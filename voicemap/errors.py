@@ -98,7 +98,8 @@ def _wants_json() -> bool:
 
 def init_app(app) -> None:
     """Answer VoicemapError and HTTP errors as JSON under the API, as a short page elsewhere."""
-    from flask import jsonify, make_response, render_template
+    from flask import jsonify, make_response, render_template, request
+    from sqlalchemy.exc import DataError
     from werkzeug.exceptions import HTTPException
 
     def render(status: int, body: dict[str, Any]):
@@ -119,12 +120,23 @@ def init_app(app) -> None:
         message = exc.description or exc.name
         if exc.code == 413:
             limit = app.config.get("MAX_UPLOAD_BYTES")
-            message = f"the upload is larger than the limit of {limit} bytes"
             code = "too_large"
+            if (request.content_length or 0) <= app.config["MAX_CONTENT_LENGTH"]:
+                message = "a form field is too large (text fields hold at most 500 kB)"
+            else:
+                message = f"the upload is larger than the limit of {limit} bytes"
         response = render(exc.code or 500, {"error": message, "code": code})
         if exc.code == 405 and exc.valid_methods:
             response.headers["Allow"] = ", ".join(exc.valid_methods)
         return response
+
+    @app.errorhandler(DataError)
+    def handle_data_error(exc: DataError):
+        # The database refused a value the checks let through (e.g. a NUL byte, which
+        # PostgreSQL text cannot hold): the input's fault, not the server's.
+        log.warning("database refused a value: %s", exc.orig)
+        return render(400, {"error": "a value in the request cannot be stored or looked up "
+                                     "(control characters?)", "code": "bad_value"})
 
     @app.errorhandler(Exception)
     def handle_unexpected(exc: Exception):

@@ -36,6 +36,7 @@ LON_NAMES = ("lon", "lng", "longitude", "x")
 LAT_NAMES = ("lat", "latitude", "y")
 _CRS84 = {"urn:ogc:def:crs:OGC:1.3:CRS84", "urn:ogc:def:crs:OGC::CRS84",
           "urn:ogc:def:crs:EPSG::4326", "EPSG:4326"}
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}
 
@@ -249,6 +250,8 @@ def _coerce(name: str, value: Any) -> Any:
     if name in VENUE_TEXT_FIELDS:
         if not isinstance(value, str):
             raise ValueError(f"must be text, got {value!r}")
+        if CONTROL.search(value):
+            raise ValueError("contains control characters")
         if len(value) > MAX_TEXT:
             raise ValueError(f"longer than {MAX_TEXT} characters")
         return value
@@ -257,7 +260,7 @@ def _coerce(name: str, value: Any) -> Any:
             raise ValueError(f"must be a whole number, got {value!r}")
         try:
             number = float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ValueError(f"must be a whole number, got {value!r}") from None
         if not number.is_integer() or not 0 <= number <= 120:
             raise ValueError(f"must be a whole number of years from 0 to 120, got {value!r}")

@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -80,6 +81,8 @@ class Manager(Base):
     # SHA-256 of the bearer token; the token itself is shown once and never stored.
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Bumped at sign-out: /manage sessions carry the epoch they began in.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     venues: Mapped[list[Venue]] = relationship(secondary=manager_venues)
@@ -95,7 +98,7 @@ class Clip(Base):
     narrator_name: Mapped[str] = mapped_column(String(40))
     narrator_age: Mapped[int | None] = mapped_column(Integer)  # None only when synthetic
     # A machine-made placeholder narration (the demo clips), never a child's voice.
-    synthetic: Mapped[bool] = mapped_column(Boolean, default=False)
+    synthetic: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     title: Mapped[str | None] = mapped_column(Text)
     transcript: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)

@@ -8,12 +8,14 @@ an fsync of the directory, so a crash never leaves a half-written file under a r
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 KINDS = {"published": ".mp3", "originals": ""}
@@ -33,15 +35,43 @@ class MediaStore:
             raise ValueError(f"not a sha256 hex digest: {sha256!r}")
         return self.root / kind / sha256[:2] / (sha256 + KINDS[kind])
 
+    @contextmanager
+    def locked(self, *hashes: str) -> Iterator[None]:
+        """Hold an exclusive lock on these hashes (across processes on this host).
+
+        Storing a file and committing the row that refers to it happen under the lock, and so
+        do deciding that a file is unreferenced and unlinking it; so a deletion can never
+        remove a file that a concurrent upload of the same bytes is about to use.
+        """
+        locks = self.root / "locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        fds = []
+        try:
+            for sha in hashes:
+                self.path("published", sha)  # validates the hash
+            # One lock file per two-hex-digit prefix, taken in one order: no deadlock.
+            for prefix in sorted({sha[:2] for sha in hashes}):
+                fd = os.open(locks / f"{prefix}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+                fds.append(fd)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            for fd in reversed(fds):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
+
     def tmp_dir(self) -> Path:
         """A scratch directory on the same filesystem (uploads are staged here)."""
         path = self.root / "tmp"
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def put(self, kind: str, src: str | Path) -> tuple[str, bool]:
-        """Store a copy of ``src``; return its sha256 and whether this call created the file."""
-        sha = file_sha256(src)
+    def put(self, kind: str, src: str | Path, sha: str | None = None) -> tuple[str, bool]:
+        """Store a copy of ``src``; return its sha256 and whether this call created the file.
+
+        Callers that share files between rows hold ``locked(sha)`` around this and their commit.
+        """
+        sha = sha or file_sha256(src)
         dest = self.path(kind, sha)
         if dest.exists():
             return sha, False

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response
+from flask import Flask, Response, request
 
 
 def init_app(app: Flask) -> None:
     """Security headers on every response; pages without their own CSP get the map's."""
     from .. import config, maps
+    from ..errors import BadRequest
+
+    @app.before_request
+    def refuse_nul():
+        # PostgreSQL text cannot hold NUL, SQLite would store it: refuse it at the door so
+        # that both backends answer the same.
+        if "\x00" in request.path or any("\x00" in k or "\x00" in v
+                                         for k, v in request.args.items(multi=True)):
+            raise BadRequest("the URL contains a NUL character")
 
     @app.after_request
     def security_headers(resp: Response) -> Response:

@@ -59,6 +59,10 @@ def attach_from_request(venue_id: str, manager) -> clips.Clip:
     session = db.get_session()
     venues.get(session, venue_id)
     auth.require_venue(manager, venue_id)
+    if not request.form and not request.files:
+        raise BadRequest("send the recording as multipart/form-data with the fields file, "
+                         "lang, narrator_name, narrator_age, transcript, consent_by and "
+                         "consent (the body was empty or not readable multipart)")
     fields = clips.check_fields(request.form)
     upload = request.files.get("file")
     if upload is None:
@@ -125,8 +129,15 @@ def publish(clip_id: str):
 @bp.post("/api/clips/<clip_id>/reject")
 def reject(clip_id: str):
     admin = auth.require_admin(current_manager())
-    body = request.get_json(silent=True) or {}
-    reason = body.get("reason") or request.form.get("reason")
+    body = request.get_json(silent=True)
+    if body is None:
+        reason = request.form.get("reason")
+    elif isinstance(body, dict):
+        reason = body.get("reason")
+    else:
+        raise BadRequest('send a JSON object such as {"reason": "..."}', param="reason")
+    if reason is not None and (not isinstance(reason, str) or len(reason) > 1000):
+        raise BadRequest("reason must be text of at most 1000 characters", param="reason")
     clip = clips.review(db.get_session(), clip_id, admin, publish=False, reason=reason)
     return jsonify(clips.to_dict(clip, private=True))
 

@@ -10,6 +10,7 @@ from functools import wraps
 from flask import (
     Blueprint,
     abort,
+    current_app,
     flash,
     g,
     jsonify,
@@ -45,7 +46,7 @@ def check_csrf():
     if request.method == "POST":
         sent = request.form.get("csrf") or request.headers.get("X-CSRF-Token") or ""
         expected = session.get("csrf", "")
-        if not expected or not hmac.compare_digest(sent, expected):
+        if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
             abort(400, description="the form has expired or did not come from this site; "
                                    "reload the page and try again")
 
@@ -67,7 +68,11 @@ def inject():
 def signed_in() -> Manager | None:
     if "manage_manager" not in g:
         mid = session.get("manager_id")
-        g.manage_manager = db.get_session().get(Manager, mid) if mid else None
+        manager = db.get_session().get(Manager, mid) if mid else None
+        # Signing out bumps the manager's epoch, which ends every session they had.
+        if manager is not None and session.get("epoch") != manager.session_epoch:
+            manager = None
+        g.manage_manager = manager
     return g.manage_manager
 
 
@@ -104,14 +109,20 @@ def signin():
     manager = auth.authenticate(db.get_session(), request.form.get("token", "").strip())
     if manager is None:
         return render_template("manage/signin.html", error="That token is not valid."), 401
-    session.clear()
+    session.clear()  # a fresh session: no fixation
+    session.permanent = True  # expires after PERMANENT_SESSION_LIFETIME
     session["manager_id"] = manager.id
+    session["epoch"] = manager.session_epoch
     csrf_token()
     return redirect(url_for("manage.index"))
 
 
 @bp.post("/signout")
 def signout():
+    manager = signed_in()
+    if manager is not None:
+        manager.session_epoch += 1
+        db.get_session().commit()
     session.clear()
     return redirect(url_for("manage.index"))
 
@@ -153,8 +164,11 @@ def upload(venue_id: str):
 def listen(clip_id: str):
     """The processed file of a clip the manager may see, published or not."""
     clip = clips.get_visible(db.get_session(), clip_id, signed_in())
-    return send_file(media_store().path("published", clip.audio_sha256), mimetype="audio/mpeg",
-                     conditional=True)
+    path = media_store().path("published", clip.audio_sha256)
+    if not path.is_file():
+        current_app.logger.error("clip %s: published file %s is missing", clip_id, path)
+        abort(404)
+    return send_file(path, mimetype="audio/mpeg", conditional=True)
 
 
 @bp.post("/clips/<clip_id>/delete")
