@@ -33,8 +33,6 @@ import gzip
 import http.server
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,6 +44,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+from common import Server  # bench/ is on sys.path when run as a script
 
 from voicemap import categories, db, models
 from voicemap.backends import spatialite
@@ -109,43 +108,6 @@ def load(n: int, path: Path) -> str:
 
 
 # --- servers ------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Gunicorn:
-    def __init__(self, url: str, tmp: Path) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "VOICEMAP_DATABASE_URL": url, "VOICEMAP_SECRET_KEY": "bench",
-               "VOICEMAP_MEDIA_DIR": str(tmp / "media")}
-        self.log = open(tmp / "gunicorn.log", "w")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [str(BIN / "gunicorn"), "--workers", "2", "--worker-class", "sync", "--bind",
-             f"127.0.0.1:{self.port}", "--timeout", "600", "--log-level", "warning",
-             "voicemap:create_app()"], cwd=ROOT, env=env, stdout=self.log,
-            stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(self.base + "/api/version", timeout=2):
-                    break
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"gunicorn did not start: see {self.log.name}") from None
-                time.sleep(0.2)
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
 
 
 def timed_get(url: str) -> float:
@@ -292,7 +254,7 @@ def run_size(n: int, seconds: int, browser: Browser, naive_cache: dict) -> None:
     t = time.perf_counter()
     url = load(n, tmp / "voicemap.sqlite")
     say(f"n={n:<7} loaded in {time.perf_counter() - t:.1f} s")
-    server = Gunicorn(url, tmp)
+    server = Server(url, tmp)
     try:
         home = server.base + "/?lang=zh"
         first = max(timed_get(home), timed_get(home))  # each worker renders once
@@ -316,7 +278,7 @@ def run_size(n: int, seconds: int, browser: Browser, naive_cache: dict) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def naive(n: int, url: str, server: Gunicorn, version: str, browser: Browser,
+def naive(n: int, url: str, server: Server, version: str, browser: Browser,
           cache: dict, tmp: Path) -> None:
     base = cache.get("base")
     if base and base[0] * n / base[1] > NAIVE_LIMIT_S:

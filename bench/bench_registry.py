@@ -31,19 +31,17 @@ import json
 import os
 import platform
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import psycopg
+from common import Server  # bench/ is on sys.path when run as a script
 from pyproj import Geod
 from sqlalchemy.engine import make_url
 
@@ -318,57 +316,6 @@ WRK_LUA = textwrap.dedent("""
         latency:percentile(99), e.connect + e.read + e.write + e.timeout, e.status))
     end
 """) % (*AREA, K)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """gunicorn with 2 sync workers serving the real app against ``url``."""
-
-    def __init__(self, url: str, tmp: Path) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "VOICEMAP_DATABASE_URL": url, "VOICEMAP_SECRET_KEY": "bench",
-               "VOICEMAP_MEDIA_DIR": str(tmp / "media")}
-        self.log = open(tmp / f"gunicorn-{self.port}.log", "w")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [str(BIN / "gunicorn"), "--workers", "2", "--worker-class", "sync",
-             "--bind", f"127.0.0.1:{self.port}", "--timeout", "600",
-             "--log-level", "warning", "voicemap:create_app()"],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(self.base + "/api/version", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn did not start: see {self.log.name}")
-            time.sleep(0.2)
-
-    def workers(self) -> list[int]:
-        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True,
-                             text=True).stdout
-        return [int(p) for p in out.split()]
-
-    def get(self, path: str) -> bytes:
-        with urllib.request.urlopen(self.base + path, timeout=60) as r:
-            return r.read()
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
 
 
 def wrk(server: Server, script: Path, mode: str, seconds: int) -> dict:

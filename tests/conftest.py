@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -20,14 +21,14 @@ ADMIN_URL = os.environ.get("VOICEMAP_TEST_POSTGRES_URL",
                            "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
-@pytest.fixture(scope="session")
-def postgis_url():
-    """A throwaway PostGIS database for the whole run, dropped at the end.
+@contextmanager
+def throwaway_postgis(prefix: str = "voicemap_test"):
+    """Create a PostGIS database for the duration of the block, then drop it.
 
-    Without a reachable PostgreSQL the PostGIS cases are skipped, unless
+    Without a reachable PostgreSQL the caller's tests are skipped, unless
     VOICEMAP_REQUIRE_POSTGIS=1 (as scripts/test and CI set), where they fail.
     """
-    name = f"voicemap_test_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     try:
         admin = psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
@@ -37,12 +38,21 @@ def postgis_url():
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     url = make_url(ADMIN_URL).set(drivername="postgresql+psycopg", database=name)
-    engine = db.make_engine(url.render_as_string(hide_password=False))
-    db.init_schema(engine)
-    engine.dispose()
-    yield url.render_as_string(hide_password=False)
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgis_url():
+    """A throwaway PostGIS database, with the schema, for the whole run."""
+    with throwaway_postgis() as url:
+        engine = db.make_engine(url)
+        db.init_schema(engine)
+        engine.dispose()
+        yield url
 
 
 @pytest.fixture(params=BACKENDS)

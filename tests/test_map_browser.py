@@ -15,7 +15,6 @@ import struct
 import subprocess
 import threading
 import urllib.request
-import uuid
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,29 +152,15 @@ def gaode_site(spatialite_db):
 @pytest.fixture(scope="session")
 def postgis_site(tmp_path_factory):
     """The browser venues in a PostGIS database of their own (others truncate the shared one)."""
-    import psycopg
-    from conftest import ADMIN_URL
-    from sqlalchemy.engine import make_url
+    from conftest import throwaway_postgis
 
-    name = f"voicemap_browser_{uuid.uuid4().hex[:8]}"
-    try:
-        admin = psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        if os.environ.get("VOICEMAP_REQUIRE_POSTGIS") == "1":
-            pytest.fail(f"PostgreSQL is required but unreachable: {exc}")
-        pytest.skip("no PostgreSQL")
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(ADMIN_URL).set(drivername="postgresql+psycopg", database=name)
-    url = url.render_as_string(hide_password=False)
-    s, server = make_site(url, tmp_path_factory.mktemp("pg-media"))
-    db.init_schema(s.app.extensions["voicemap.engine"])
-    load(s.app, FEATURES)
-    yield s
-    server.shutdown()
-    s.app.extensions["voicemap.engine"].dispose()
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with throwaway_postgis("voicemap_browser") as url:
+        s, server = make_site(url, tmp_path_factory.mktemp("pg-media"))
+        db.init_schema(s.app.extensions["voicemap.engine"])
+        load(s.app, FEATURES)
+        yield s
+        server.shutdown()
+        s.app.extensions["voicemap.engine"].dispose()
 
 
 @pytest.fixture(scope="session")
