@@ -44,7 +44,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from common import Server  # bench/ is on sys.path when run as a script
+from common import Server, bulk_load_spatialite  # bench/ is on sys.path when run as a script
 
 from voicemap import categories, db, models
 from voicemap.backends import spatialite
@@ -86,24 +86,12 @@ def load(n: int, path: Path) -> str:
     cols = ("id", "name_zh", "name_en", "category", "address_zh", "address_en",
             "opening_hours", "updated_at")
     now = dt.datetime.now(dt.UTC).isoformat()
-    raw = engine.raw_connection()
-    try:
-        cur = raw.cursor()
-        cur.execute("BEGIN")
-        cur.executemany(
-            f"INSERT INTO venues ({', '.join(cols)}, geom) VALUES "
-            f"({', '.join('?' * len(cols))}, MakePoint(?, ?, 4326))",
-            ((f"bench-{i:07d}", f"北京儿童友好场馆第{i}号", f"Child-friendly venue no. {i}",
-              categories.IDS[cat[i]], f"北京市东城区某路{i % 997}号",
-              f"No. {i % 997} Some Road, Dongcheng", "09:00-17:00", now,
-              float(lon[i]), float(lat[i])) for i in range(n)))
-        cur.execute("COMMIT")
-    finally:
-        raw.close()
-    with engine.begin() as conn:
-        spatialite.create_spatial_index(conn)
-        conn.exec_driver_sql("ANALYZE")
-    engine.dispose()
+    bulk_load_spatialite(
+        engine, cols,
+        ((f"bench-{i:07d}", f"北京儿童友好场馆第{i}号", f"Child-friendly venue no. {i}",
+          categories.IDS[cat[i]], f"北京市东城区某路{i % 997}号",
+          f"No. {i % 997} Some Road, Dongcheng", "09:00-17:00", now,
+          float(lon[i]), float(lat[i])) for i in range(n)))
     return url
 
 

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
-from common import Server  # bench/ is on sys.path when run as a script
+from common import Server, bulk_load_spatialite  # bench/ is on sys.path when run as a script
 from pyproj import Geod
 from sqlalchemy.engine import make_url
 
@@ -192,21 +192,8 @@ def load_spatialite(reg: Registry, path: Path, reuse: bool) -> str:
     with engine.begin() as conn:
         spatialite.setup(conn)
     models.Base.metadata.create_all(engine)  # the R*Tree comes after the rows
-    raw = engine.raw_connection()
-    try:
-        cur = raw.cursor()
-        marks = ", ".join("?" * len(COLUMNS))
-        cur.execute("BEGIN")
-        cur.executemany(f"INSERT INTO venues ({', '.join(COLUMNS)}, geom) "
-                        f"VALUES ({marks}, MakePoint(?, ?, 4326))",
-                        (row[:-1] + row[-1] for row in reg.rows(lambda x, y: (x, y))))
-        cur.execute("COMMIT")
-    finally:
-        raw.close()
-    with engine.begin() as conn:
-        spatialite.create_spatial_index(conn)
-        conn.exec_driver_sql("ANALYZE")
-    engine.dispose()
+    bulk_load_spatialite(engine, COLUMNS,
+                         (row[:-1] + row[-1] for row in reg.rows(lambda x, y: (x, y))))
     return url
 
 

@@ -64,3 +64,24 @@ class Server:
             self.proc.kill()
             self.proc.wait()
         self.log.close()
+
+
+def bulk_load_spatialite(engine, columns: list[str] | tuple[str, ...], rows) -> None:
+    """Insert ``rows`` (the columns' values, then lon, lat) into a SpatiaLite ``venues``
+    table in one transaction, then build the R*Tree index and statistics."""
+    from voicemap.backends import spatialite
+
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        cur.execute("BEGIN")
+        cur.executemany(
+            f"INSERT INTO venues ({', '.join(columns)}, geom) "
+            f"VALUES ({', '.join('?' * len(columns))}, MakePoint(?, ?, 4326))", rows)
+        cur.execute("COMMIT")
+    finally:
+        raw.close()
+    with engine.begin() as conn:
+        spatialite.create_spatial_index(conn)
+        conn.exec_driver_sql("ANALYZE")
+    engine.dispose()
