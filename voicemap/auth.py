@@ -13,8 +13,8 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .errors import BadRequest, Forbidden, Unauthorized
-from .models import Manager, Venue
+from .errors import BadRequest, Forbidden, NotFound, Unauthorized
+from .models import Manager, Venue, utcnow
 
 TOKEN_PREFIX = "vm_"
 
@@ -37,19 +37,71 @@ def create_manager(session: Session, name: str, venue_ids: list[str] | None = No
         if venue is None:
             raise BadRequest(f"no venue with id {vid!r}", param="venue")
         venues.append(venue)
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    manager = Manager(name=name, token_hash=hash_token(token), is_admin=admin, venues=venues)
+    token = new_token()
+    manager = Manager(name=name, token_hash=hash_token(token), is_admin=admin, venues=venues,
+                      token_issued_at=utcnow())
     session.add(manager)
     session.flush()
     return manager, token
 
 
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
 def authenticate(session: Session, token: str | None) -> Manager | None:
-    """The manager holding this token, or None."""
+    """The manager holding this token, or None (also when it has been revoked)."""
     if not token:
         return None
-    return session.execute(select(Manager).where(Manager.token_hash == hash_token(token))
+    return session.execute(select(Manager).where(Manager.token_hash == hash_token(token),
+                                                 Manager.revoked_at.is_(None))
                            ).scalar_one_or_none()
+
+
+def find_managers(session: Session, who: str) -> list[Manager]:
+    """Managers named ``who``, or the one whose id it is."""
+    if who.isdigit():
+        found = session.get(Manager, int(who))
+        if found is not None:
+            return [found]
+    return list(session.execute(select(Manager).where(Manager.name == who)
+                                .order_by(Manager.id)).scalars())
+
+
+def find_manager(session: Session, who: str) -> Manager:
+    """The one manager ``who`` names (a name or an id), or BadRequest/NotFound."""
+    found = find_managers(session, who)
+    if not found:
+        raise NotFound(f"no manager named or numbered {who!r}")
+    if len(found) > 1:
+        ids = ", ".join(str(m.id) for m in found)
+        raise BadRequest(f"{len(found)} managers are named {who!r} (ids {ids}): give the id")
+    return found[0]
+
+
+def revoke(session: Session, manager: Manager) -> None:
+    """Stop the manager's token working, and end their /manage sessions, at once."""
+    manager.revoked_at = manager.revoked_at or utcnow()
+    manager.session_epoch += 1
+    session.flush()
+
+
+def rotate(session: Session, manager: Manager) -> str:
+    """Give the manager a new token (the old one stops working at once); the new token.
+
+    A revoked manager is reinstated with the new token.
+    """
+    token = new_token()
+    manager.token_hash = hash_token(token)
+    manager.token_issued_at = utcnow()
+    manager.revoked_at = None
+    manager.session_epoch += 1
+    session.flush()
+    return token
+
+
+def list_managers(session: Session) -> list[Manager]:
+    return list(session.execute(select(Manager).order_by(Manager.id)).scalars())
 
 
 def bearer_token(header: str | None) -> str | None:

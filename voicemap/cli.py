@@ -10,7 +10,7 @@ import click
 from flask import Flask
 
 from . import create_app, db, exchange, venues
-from .errors import VoicemapError
+from .errors import translate
 
 
 class AppContext:
@@ -23,8 +23,10 @@ class AppContext:
     @property
     def app(self) -> Flask:
         if self._app is None:
-            self._app = create_app({"DATABASE_URL": self.database_url}
-                                   if self.database_url else None)
+            config = {"SWEEP_TEMPORARIES": False}  # fsck shows them; the server sweeps
+            if self.database_url:
+                config["DATABASE_URL"] = self.database_url
+            self._app = create_app(config)
         return self._app
 
     def close(self) -> None:
@@ -36,16 +38,29 @@ pass_ctx = click.make_pass_decorator(AppContext)
 
 
 def run(fn):
-    """Run ``fn`` in the app context; expected failures become a message and exit status 1."""
+    """Run ``fn`` in the app context; expected failures become a message and exit status 1.
+
+    Expected means the user's input (VoicemapError) or the machine's state: a full disk, a
+    database that is down or busy, a file that cannot be read. Each is one line, never a
+    traceback (whose SQL parameters could carry a child's data).
+    """
     try:
         return fn()
-    except VoicemapError as exc:
-        message = exc.message
-        for problem in exc.details.get("problems", []):
-            message += "\n  " + str(exchange.Problem(**problem))
-        raise click.ClickException(message) from None
+    except click.ClickException:
+        raise
     except db.SpatialiteUnavailable as exc:
         raise click.ClickException(str(exc)) from None
+    except Exception as exc:
+        known = translate(exc)
+        if known is None and isinstance(exc, OSError):
+            where = f": {exc.filename}" if exc.filename else ""
+            raise click.ClickException(f"{exc.strerror or exc}{where}") from None
+        if known is None:
+            raise
+        message = known.message
+        for problem in known.details.get("problems", []):
+            message += "\n  " + str(exchange.Problem(**problem))
+        raise click.ClickException(message) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -187,6 +202,68 @@ def create_manager(obj: AppContext, name: str, venue_ids: tuple[str, ...], admin
     run(go)
 
 
+@main.group()
+def managers() -> None:
+    """List, revoke and rotate manager tokens."""
+
+
+@managers.command("list")
+@pass_ctx
+def managers_list(obj: AppContext) -> None:
+    """Every manager: id, name, role and venues, when their token was issued, and whether it
+    is revoked."""
+    from . import auth
+
+    def go():
+        with obj.app.app_context():
+            found = auth.list_managers(db.get_session())
+            for m in found:
+                role = "admin" if m.is_admin else "manager of " + ",".join(
+                    sorted(v.id for v in m.venues))
+                issued = (m.token_issued_at or m.created_at).strftime("%Y-%m-%d %H:%M")
+                state = ("revoked " + m.revoked_at.strftime("%Y-%m-%d %H:%M")
+                         if m.revoked_at else "active")
+                click.echo(f"{m.id:>5}  {m.name:<24} {state:<24} token {issued}  {role}")
+            click.echo(f"{len(found)} manager(s)", err=True)
+    run(go)
+
+
+@managers.command("revoke")
+@click.argument("who")
+@pass_ctx
+def managers_revoke(obj: AppContext, who: str) -> None:
+    """Revoke WHO's token (a name or an id): the API and /manage refuse it at once."""
+    from . import auth
+
+    def go():
+        with obj.app.app_context(), db.session_scope() as session:
+            manager = auth.find_manager(session, who)
+            auth.revoke(session, manager)
+            click.echo(f"revoked the token of {manager.name!r} (id {manager.id}); their "
+                       "/manage sessions have ended")
+    run(go)
+
+
+@managers.command("rotate")
+@click.argument("who")
+@pass_ctx
+def managers_rotate(obj: AppContext, who: str) -> None:
+    """Give WHO (a name or an id) a new token and print it once; the old one stops working.
+
+    Like create-manager, the token is alone on the last line.
+    """
+    from . import auth
+
+    def go():
+        with obj.app.app_context(), db.session_scope() as session:
+            manager = auth.find_manager(session, who)
+            token = auth.rotate(session, manager)
+            click.echo(f"new token for {manager.name!r} (id {manager.id}), shown only now; "
+                       "the old one no longer works:")
+        click.echo(token)
+    run(go)
+
+
 @main.command("add-clip")
 @click.argument("venue_id")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -301,7 +378,7 @@ def fsck(obj: AppContext, repair: bool) -> None:
         for clip_id, kind, sha in report.missing_files:
             click.echo(f"clip {clip_id}: {kind} file missing ({store.path(kind, sha)})")
         for path in report.stale_temporaries:
-            click.echo(f"stale temporary: {path}")
+            click.echo(f"abandoned temporary (an interrupted upload): {path}")
         if report.clean:
             click.echo("media and database agree")
         elif report.repaired:

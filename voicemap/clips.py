@@ -12,25 +12,26 @@ import json
 import re
 import secrets
 import shutil
-import tempfile
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import audio
+from . import audio, auth
 from .errors import BadRequest, Forbidden, NotFound
 from .models import Clip, Manager, Venue, utcnow
 from .storage import MediaStore, file_sha256
 
 STATUSES = ("pending", "published", "rejected")
 LANG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
-# A first name: letters (any script), optionally joined by a hyphen, apostrophe or dot;
-# no spaces, digits or @, so a full name, an e-mail or a phone number does not fit.
-FIRST_NAME = re.compile(r"^[^\W\d_]+(?:[-'’.·][^\W\d_]+)*$")
+# A first name: letters (any script), optionally joined by a hyphen or an apostrophe
+# (Mary-Jane, O'Neil); no spaces, dots, middle dots, digits or @, so a full name ("Lily.Smith",
+# "Zhang·Wei"), an e-mail or a phone number does not fit.
+FIRST_NAME = re.compile(r"^[^\W\d_]+(?:[-'’][^\W\d_]+)*$")
 MIN_AGE, MAX_AGE = 3, 17
 TRUTHY = {"true", "1", "yes", "on"}
 
@@ -50,13 +51,21 @@ class ClipFields:
 
 
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Bidirectional embeddings, overrides and isolates (and the invisible marks): they reorder
+# what a reader sees ("Trojan Source"), so a title could display as something else.
+BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def _text(form: dict[str, Any], name: str) -> str:
-    """A form field as stripped text; control characters (NUL and the like) are refused."""
-    value = str(form.get(name) or "").strip()
+    """A form field as stripped NFC text; control and bidirectional-override characters are
+    refused."""
+    value = unicodedata.normalize("NFC", str(form.get(name) or "")).strip()
     if CONTROL.search(value):
         raise BadRequest(f"{name} contains control characters", param=name)
+    if BIDI.search(value):
+        raise BadRequest(f"{name} contains invisible text-direction characters (U+202A-202E, "
+                         "U+2066-2069 and the like), which can make text display as something "
+                         "else; remove them", param=name, code="bidi_control")
     return value
 
 
@@ -77,8 +86,9 @@ def check_fields(form: dict[str, Any]) -> ClipFields:
                          param="lang")
     name = _text(form, "narrator_name")
     if not name or len(name) > 40 or not FIRST_NAME.match(name):
-        raise BadRequest("narrator_name must be the child's first name only (letters, no "
-                         "spaces, digits or contact details)", param="narrator_name")
+        raise BadRequest("narrator_name must be the child's first name only: letters, joined "
+                         "at most by a hyphen or an apostrophe (no spaces, dots, digits or "
+                         "contact details)", param="narrator_name")
     try:
         age = int(str(form.get("narrator_age", "")).strip())
     except ValueError:
@@ -119,8 +129,8 @@ def attach(session: Session, store: MediaStore, venue_id: str, upload: Path,
     # pooled PostgreSQL connection idle in transaction, and on SQLite a stale snapshot
     # cannot be upgraded to a write once someone else has written ("database is locked").
     session.commit()
-    with tempfile.TemporaryDirectory(dir=store.tmp_dir(), prefix="clip-") as work:
-        processed = audio.process(Path(upload), Path(work), limits)
+    with store.scratch("clip-") as work:
+        processed = audio.process(Path(upload), work, limits)
         original, published = file_sha256(upload), file_sha256(processed.path)
         created: list[tuple[str, str]] = []
         with store.locked(original, published):
@@ -156,6 +166,10 @@ def _discard_unreferenced(session: Session, store: MediaStore,
                           files: list[tuple[str, str]]) -> None:
     """Delete these files unless a committed clip refers to them; the caller holds their
     locks (``store.locked``)."""
+    session.rollback()
+    # Only reads here: a read transaction, which SQLite never makes wait, so that cleaning
+    # up after a failed write (the database locked by a long import) cannot fail as well.
+    session.connection(execution_options={"voicemap_write": False})
     for kind, sha in files:
         if not _referenced(session, kind, sha):
             store.delete(kind, sha)
@@ -182,10 +196,12 @@ def get(session: Session, clip_id: str) -> Clip:
 
 
 def visible(clip: Clip, manager: Manager | None) -> bool:
-    """Published clips are public; pending and rejected ones only to uploader and admins."""
+    """Published clips are public; pending and rejected ones only to the managers of the
+    clip's venue (any of them, not only the uploader: a guardian's withdrawal must not wait
+    for one person) and administrators."""
     if clip.status == "published":
         return True
-    return manager is not None and (manager.is_admin or clip.uploaded_by == manager.id)
+    return auth.can_manage(manager, clip.venue_id)
 
 
 def get_visible(session: Session, clip_id: str, manager: Manager | None) -> Clip:
@@ -199,10 +215,8 @@ def get_visible(session: Session, clip_id: str, manager: Manager | None) -> Clip
 def for_venue(session: Session, venue_id: str, manager: Manager | None = None) -> list[Clip]:
     """The venue's clips this caller may see, newest first."""
     stmt = select(Clip).where(Clip.venue_id == venue_id)
-    if manager is None:
+    if not auth.can_manage(manager, venue_id):
         stmt = stmt.where(Clip.status == "published")
-    elif not manager.is_admin:
-        stmt = stmt.where(or_(Clip.status == "published", Clip.uploaded_by == manager.id))
     return list(session.execute(stmt.order_by(Clip.uploaded_at.desc(), Clip.id)).scalars())
 
 
@@ -245,12 +259,11 @@ def delete(session: Session, store: MediaStore, clip_id: str, manager: Manager |
 
     A file shared with another clip (the same bytes uploaded twice) stays for that clip.
     ``manager`` None means the command line; otherwise managers of the venue and
-    administrators may delete the clips they can see (a pending clip is visible to its
-    uploader and administrators only; to others it does not exist: 404, not 403).
+    administrators may delete the clips they can see (any manager of the venue, not only the
+    uploader; a pending clip of another venue does not exist for them: 404, not 403).
     """
     clip = get(session, clip_id) if manager is None else get_visible(session, clip_id, manager)
-    if manager is not None and not manager.is_admin and not any(
-            v.id == clip.venue_id for v in manager.venues):
+    if manager is not None and not auth.can_manage(manager, clip.venue_id):
         raise Forbidden(f"you do not manage venue {clip.venue_id!r}")
     files = [("published", clip.audio_sha256), ("originals", clip.original_sha256)]
     session.delete(clip)
@@ -313,7 +326,7 @@ def fsck(session: Session, store: MediaStore, repair: bool = False) -> FsckRepor
         for kind, sha in (("published", pub), ("originals", orig)):
             if not store.exists(kind, sha):
                 report.missing_files.append((clip_id, kind, sha))
-    report.stale_temporaries = [str(p) for p in store.stale_temporaries()]
+    report.stale_temporaries = [str(p) for p in store.abandoned_temporaries()]
     if repair and not report.clean:
         broken = {clip_id for clip_id, _, _ in report.missing_files}
         leftovers: list[tuple[str, str]] = []

@@ -11,6 +11,7 @@ import os
 import secrets
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import BadRequest
 
@@ -59,6 +60,14 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "SESSION_COOKIE_SAMESITE": "Lax",
         "PERMANENT_SESSION_LIFETIME": 12 * 3600,  # /manage sign-ins last a working day
         "SESSION_COOKIE_SECURE": False,  # set VOICEMAP_SESSION_COOKIE_SECURE=true behind HTTPS
+        # Host names requests may carry (comma-separated; ".example.org" takes subdomains,
+        # "*" any). Default: loopback names and PUBLIC_URL's host. Others get 400, so a
+        # forged Host cannot reach links, QR codes or caches.
+        "TRUSTED_HOSTS": "",
+        # Peers whose X-Forwarded-For/-Proto/-Host/-Port are believed (the front server);
+        # requests through a unix socket count as local.
+        "TRUSTED_PROXIES": "127.0.0.1,::1",
+        "SQLITE_BUSY_TIMEOUT_MS": 15000,
     }
 
 
@@ -79,6 +88,22 @@ def finish(config: dict[str, Any], instance_path: str) -> None:
     if not config.get("SECRET_KEY"):
         config["SECRET_KEY"] = _instance_secret(Path(instance_path))
     config["MAX_CONTENT_LENGTH"] = config["MAX_UPLOAD_BYTES"] + 1024 * 1024
+    config["SQLITE_BUSY_TIMEOUT_MS"] = int(config["SQLITE_BUSY_TIMEOUT_MS"])
+    config["TRUSTED_PROXIES"] = _names(config["TRUSTED_PROXIES"])
+    hosts = _names(config["TRUSTED_HOSTS"])
+    if not hosts:
+        hosts = ["localhost", "127.0.0.1", "::1", "[::1]"]
+        public = urlsplit(config.get("PUBLIC_URL") or "").hostname
+        if public:
+            hosts.append(public)
+    # Flask checks Request.host against TRUSTED_HOSTS while routing (None: any host).
+    config["TRUSTED_HOSTS"] = None if "*" in hosts else hosts
+
+
+def _names(value: Any) -> list[str]:
+    """A comma-separated setting (or a list) as a list of stripped, non-empty names."""
+    items = value.split(",") if isinstance(value, str) else list(value or [])
+    return [str(v).strip() for v in items if str(v).strip()]
 
 
 def tiles(config: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import ModuleType
 
 import click
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
@@ -27,6 +27,9 @@ from . import backends, models
 # variable GeoAlchemy2 also reads.
 SPATIALITE_LIBRARY = os.environ.get("SPATIALITE_LIBRARY_PATH", "mod_spatialite")
 SQLITE_MMAP_BYTES = 1 << 30  # the most of a SpatiaLite file that reads see through mmap
+# How long a SpatiaLite writer waits for another's transaction before giving up (and the
+# request answers 503 with Retry-After). Override with VOICEMAP_SQLITE_BUSY_TIMEOUT_MS.
+SQLITE_BUSY_TIMEOUT_MS = 15000
 
 
 class SpatialiteUnavailable(RuntimeError):
@@ -70,7 +73,8 @@ def _load_wheel_libraries_first() -> None:
     import shapely  # noqa: F401
 
 
-def _on_sqlite_connect(dbapi_conn, _record) -> None:
+def _on_sqlite_connect(dbapi_conn, _record, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS
+                       ) -> None:
     # Let SQLAlchemy, not the driver, decide where transactions begin (see the "begin"
     # listener), so that an import is really one transaction.
     dbapi_conn.isolation_level = None
@@ -84,12 +88,23 @@ def _on_sqlite_connect(dbapi_conn, _record) -> None:
             "install libsqlite3-mod-spatialite (scripts/run does), or set "
             "SPATIALITE_LIBRARY_PATH to the library's path."
         ) from exc
+    # WAL: readers never wait for the writer; the busy timeout makes a second writer wait
+    # for the first instead of failing at once.
     for pragma in ("foreign_keys = ON", "journal_mode = WAL", "synchronous = NORMAL",
-                   "busy_timeout = 10000"):
+                   f"busy_timeout = {int(busy_timeout_ms)}"):
         dbapi_conn.execute("PRAGMA " + pragma)
 
 
-def make_engine(url: str) -> Engine:
+def _on_sqlite_begin(conn) -> None:
+    # A transaction that will write takes the write lock when it begins (IMMEDIATE), so it
+    # waits its turn under the busy timeout. A deferred one that reads first and writes
+    # later cannot wait: if another writer committed meanwhile, SQLite refuses the upgrade
+    # at once ("database is locked"), which is how imports failed beside uploads.
+    write = conn.get_execution_options().get("voicemap_write", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def make_engine(url: str, *, busy_timeout_ms: int | None = None) -> Engine:
     """An engine for ``url``: SpatiaLite for sqlite URLs, PostGIS for postgresql ones."""
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
@@ -97,12 +112,14 @@ def make_engine(url: str) -> Engine:
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
         _load_wheel_libraries_first()
         engine = create_engine(u, module=sqlite_dbapi())
-        event.listen(engine, "connect", _on_sqlite_connect)
+        timeout = SQLITE_BUSY_TIMEOUT_MS if busy_timeout_ms is None else busy_timeout_ms
+        event.listen(engine, "connect",
+                     lambda dbapi_conn, record: _on_sqlite_connect(dbapi_conn, record, timeout))
         # Read the file through a shared memory map rather than read() calls into each
         # connection's small page cache: a nearest-k query touches a few dozen random pages.
         event.listen(engine, "connect", lambda dbapi_conn, _record: dbapi_conn.execute(
             f"PRAGMA mmap_size = {SQLITE_MMAP_BYTES}"))
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        event.listen(engine, "begin", _on_sqlite_begin)
         return engine
     if u.get_backend_name() == "postgresql":
         if u.drivername == "postgresql":
@@ -158,17 +175,29 @@ def engine() -> Engine:
     return current_app.extensions["voicemap.engine"]
 
 
+def writer(eng: Engine) -> Engine:
+    """The engine whose transactions take SQLite's write lock as they begin (see
+    ``_on_sqlite_begin``); PostgreSQL ignores the option."""
+    return eng.execution_options(voicemap_write=True)
+
+
 def get_session() -> Session:
-    """The request's session, opened on first use."""
+    """The request's session, opened on first use.
+
+    Requests that may write (anything but GET, HEAD and OPTIONS) and the command line get a
+    session whose transactions take SQLite's write lock when they begin; reads do not.
+    """
     if "db_session" not in g:
-        g.db_session = Session(engine(), expire_on_commit=False)
+        write = not has_request_context() or request.method not in ("GET", "HEAD", "OPTIONS")
+        g.db_session = Session(writer(engine()) if write else engine(), expire_on_commit=False)
     return g.db_session
 
 
 @contextmanager
 def session_scope(eng: Engine | None = None) -> Iterator[Session]:
-    """A session outside a request (CLI, scripts): committed on success, rolled back on error."""
-    with Session(eng or engine(), expire_on_commit=False) as session, session.begin():
+    """A writing session outside a request (CLI, scripts): committed on success, rolled back
+    on error."""
+    with Session(writer(eng or engine()), expire_on_commit=False) as session, session.begin():
         yield session
 
 
@@ -187,5 +216,6 @@ def init_db_command() -> None:
 
 def init_app(app: Flask) -> None:
     """Create the app's engine and register session teardown."""
-    app.extensions["voicemap.engine"] = make_engine(app.config["DATABASE_URL"])
+    app.extensions["voicemap.engine"] = make_engine(
+        app.config["DATABASE_URL"], busy_timeout_ms=app.config.get("SQLITE_BUSY_TIMEOUT_MS"))
     app.teardown_appcontext(_close_session)

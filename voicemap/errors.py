@@ -7,6 +7,7 @@ them without knowing Flask; ``init_app`` teaches a Flask app to answer them as J
 
 from __future__ import annotations
 
+import errno
 import logging
 from typing import Any
 
@@ -19,11 +20,13 @@ class VoicemapError(Exception):
     status = 500
     code = "error"
 
-    def __init__(self, message: str, *, code: str | None = None, **details: Any) -> None:
+    def __init__(self, message: str, *, code: str | None = None,
+                 headers: dict[str, str] | None = None, **details: Any) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
+        self.headers = headers or {}
         self.details = details
 
     def to_dict(self) -> dict[str, Any]:
@@ -74,6 +77,26 @@ class PayloadTooLarge(VoicemapError):
     code = "too_large"
 
 
+class ServiceUnavailable(VoicemapError):
+    """The database is unreachable or busy, or the media store cannot be written (503).
+
+    Carries ``Retry-After``: the condition is expected to pass.
+    """
+
+    status = 503
+    code = "unavailable"
+
+    def __init__(self, message: str, *, retry_after: int = 5, **kwargs: Any) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)}, **kwargs)
+
+
+class InsufficientStorage(VoicemapError):
+    """The media store's disk is full (507): nothing was stored."""
+
+    status = 507
+    code = "insufficient_storage"
+
+
 class AudioRejected(VoicemapError):
     """An upload that is not usable audio: not audio, undecodable, too long/short, silent."""
 
@@ -88,6 +111,49 @@ class ImportRejected(VoicemapError):
     code = "invalid_features"
 
 
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def translate(exc: BaseException) -> VoicemapError | None:
+    """The user-facing error for a failure of the machinery (disk, database), or None.
+
+    A full disk is 507; a database that is down, restarting or locked by a long writer is
+    503 with ``Retry-After``. Shared by the HTTP handlers and the CLI, so both say the same.
+    """
+    if isinstance(exc, VoicemapError):
+        return exc
+    if isinstance(exc, OSError) and exc.errno in _FULL:
+        return InsufficientStorage("the media store is full: nothing was stored; tell the "
+                                   "site's administrator", code="insufficient_storage")
+    if _raw_driver_error(exc):  # a driver's own error, from a connection SQLAlchemy lacks
+        if "locked" in str(exc).lower():
+            return ServiceUnavailable("the database is busy with a long write (an import?); "
+                                      "nothing was changed, try again shortly", code="busy",
+                                      retry_after=10)
+        return ServiceUnavailable("the database is unavailable; try again shortly",
+                                  retry_after=5)
+    try:
+        from sqlalchemy import exc as sa
+    except ImportError:  # pragma: no cover
+        return None
+    if isinstance(exc, sa.OperationalError) and "locked" in str(exc.orig).lower():
+        return ServiceUnavailable("the database is busy with a long write (an import?); "
+                                  "nothing was changed, try again shortly", code="busy",
+                                  retry_after=10)
+    if isinstance(exc, sa.OperationalError | sa.InterfaceError | sa.TimeoutError) or (
+            isinstance(exc, sa.DBAPIError) and exc.connection_invalidated):
+        return ServiceUnavailable("the database is unavailable; try again shortly",
+                                  retry_after=5)
+    return None
+
+
+def _raw_driver_error(exc: BaseException) -> bool:
+    """An OperationalError or InterfaceError raised by psycopg or sqlite3 themselves."""
+    driver = type(exc).__module__.split(".")[0] in ("psycopg", "sqlite3", "pysqlite3")
+    return driver and any(c.__name__ in ("OperationalError", "InterfaceError")
+                          for c in type(exc).__mro__)
+
+
 def _wants_json() -> bool:
     from flask import request
 
@@ -99,20 +165,30 @@ def _wants_json() -> bool:
 def init_app(app) -> None:
     """Answer VoicemapError and HTTP errors as JSON under the API, as a short page elsewhere."""
     from flask import jsonify, make_response, render_template, request
+    from markupsafe import escape
     from sqlalchemy.exc import DataError
     from werkzeug.exceptions import HTTPException
 
-    def render(status: int, body: dict[str, Any]):
+    def render(status: int, body: dict[str, Any], headers: dict[str, str] | None = None):
         if _wants_json():
-            return make_response(jsonify(body), status)
-        page = render_template("error.html", status=status, message=body["error"])
-        return make_response(page, status)
+            response = make_response(jsonify(body), status)
+        else:
+            try:
+                page = render_template("error.html", status=status, message=body["error"])
+            except Exception:  # the page needs the database or assets that are failing
+                page = f"<!doctype html><title>{status}</title><p>{escape(body['error'])}</p>"
+            response = make_response(page, status)
+        response.headers.update(headers or {})
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
 
     @app.errorhandler(VoicemapError)
     def handle_voicemap_error(exc: VoicemapError):
-        if exc.status >= 500:
+        if exc.status >= 500 and exc.status not in (503, 507):
             log.exception("internal error: %s", exc.message)
-        return render(exc.status, exc.to_dict())
+        elif exc.status >= 500:
+            log.warning("%s: %s (%s)", exc.status, exc.message, exc.__cause__ or exc)
+        return render(exc.status, exc.to_dict(), exc.headers)
 
     @app.errorhandler(HTTPException)
     def handle_http_error(exc: HTTPException):
@@ -140,5 +216,9 @@ def init_app(app) -> None:
 
     @app.errorhandler(Exception)
     def handle_unexpected(exc: Exception):
+        known = translate(exc)
+        if known is not None:
+            log.warning("%s: %s (%s)", known.status, known.message, exc)
+            return render(known.status, known.to_dict(), known.headers)
         log.exception("unhandled error")
         return render(500, {"error": "internal server error", "code": "internal"})

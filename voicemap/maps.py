@@ -271,7 +271,22 @@ def build_map_html(lang: str, tiles: dict[str, Any], store: Assets) -> str:
     m.add_child(folium.TileLayer(
         tiles=tiles["url"], attr=tiles["attribution"] or " ", max_zoom=tiles["max_zoom"],
         subdomains=tiles.get("subdomains") or "abc", control=False, name="basemap"))
-    return fig.render()
+    return stable_ids(fig.render())
+
+
+_FOLIUM_ID = re.compile(r"(?<=_)[0-9a-f]{32}(?![0-9a-f])")
+
+
+def stable_ids(html: str) -> str:
+    """Replace Folium's random element ids (``map_<32 hex>``) by numbers in order of first
+    appearance: the same page is then the same bytes in every worker and on every host, so
+    its ETag holds across them."""
+    numbers: dict[str, str] = {}
+
+    def number(match: re.Match[str]) -> str:
+        return numbers.setdefault(match.group(0), f"{len(numbers) + 1:032x}")
+
+    return _FOLIUM_ID.sub(number, html)
 
 
 def page_settings(lang: str, tiles: dict[str, Any]) -> dict[str, Any]:

@@ -84,6 +84,10 @@ class Manager(Base):
     # Bumped at sign-out: /manage sessions carry the epoch they began in.
     session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Set by ``voicemap managers revoke``: the token stops working on every worker at once.
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the current token was issued (creation or ``voicemap managers rotate``).
+    token_issued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     venues: Mapped[list[Venue]] = relationship(secondary=manager_venues)
 

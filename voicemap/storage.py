@@ -8,8 +8,10 @@ an fsync of the directory, so a crash never leaves a half-written file under a r
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
+import logging
 import os
 import shutil
 import tempfile
@@ -19,6 +21,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 KINDS = {"published": ".mp3", "originals": ""}
+GRACE_S = 2.0  # a temporary this young may not be locked by its process yet (a race of µs)
+SWEEP_EVERY_S = 600.0  # how often each process looks for abandoned temporaries
+
+log = logging.getLogger(__name__)
 
 
 class MediaStore:
@@ -66,6 +72,35 @@ class MediaStore:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    @contextmanager
+    def scratch(self, prefix: str) -> Iterator[Path]:
+        """A private working directory under ``tmp/``, removed when the block ends.
+
+        It holds a child's unprocessed recording, so it must not outlive its process: the
+        process holds a lock on it while it works, and ``abandoned_temporaries`` treats an
+        unlocked one as left behind by a process that died (killed mid-upload), at once.
+        """
+        path = Path(tempfile.mkdtemp(dir=self.tmp_dir(), prefix=prefix))
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+            os.close(fd)
+
+    def probe(self) -> None:
+        """Write, read back and remove a small file: raises OSError when the store cannot take
+        a write (full disk, read-only, gone)."""
+        with self.scratch("probe-") as work:
+            test = work / "probe"
+            with open(test, "wb") as fh:
+                fh.write(os.urandom(4096))
+                fh.flush()
+                os.fsync(fh.fileno())
+            if test.stat().st_size != 4096:
+                raise OSError(errno.EIO, "media store probe came back short", str(test))
+
     def put(self, kind: str, src: str | Path, sha: str | None = None) -> tuple[str, bool]:
         """Store a copy of ``src``; return its sha256 and whether this call created the file.
 
@@ -77,6 +112,7 @@ class MediaStore:
             return sha, False
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".put-")
+        fcntl.flock(fd, fcntl.LOCK_EX)  # live while locked (see abandoned_temporaries)
         try:
             with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
                 shutil.copyfileobj(inp, out, 1024 * 1024)
@@ -119,10 +155,14 @@ class MediaStore:
                 if len(name) == 64:
                     yield name
 
-    def stale_temporaries(self, older_than_s: float = 3600.0) -> Iterator[Path]:
-        """Leftovers of interrupted writes (``.put-*`` files, entries in ``tmp/``) older than
-        ``older_than_s``, so that uploads in progress are not counted."""
-        cutoff = time.time() - older_than_s
+    def abandoned_temporaries(self, grace_s: float = GRACE_S) -> Iterator[Path]:
+        """Leftovers of interrupted work: ``.put-*`` files and entries of ``tmp/`` that no
+        live process holds locked (see ``scratch``).
+
+        Entries younger than ``grace_s`` are passed over: between creating one and locking
+        it, its process holds no lock yet. Locks are per host, which is where ``tmp/`` is.
+        """
+        cutoff = time.time() - grace_s
         candidates: list[Path] = []
         for kind in KINDS:
             base = self.root / kind
@@ -133,10 +173,29 @@ class MediaStore:
             candidates += tmp.iterdir()
         for path in candidates:
             try:
-                if path.stat().st_mtime < cutoff:
-                    yield path
-            except FileNotFoundError:
+                if path.lstat().st_mtime >= cutoff:
+                    continue
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            except OSError:  # gone meanwhile, or a link: not ours to judge
                 continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a live process is working in it
+            finally:
+                os.close(fd)
+            yield path
+
+    def remove_abandoned(self) -> list[Path]:
+        """Delete what ``abandoned_temporaries`` finds; the paths removed."""
+        removed = []
+        for path in self.abandoned_temporaries():
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(path)
+        return removed
 
 
 def file_sha256(path: str | Path) -> str:
@@ -157,8 +216,29 @@ def _fsync_dir(path: Path) -> None:
 
 
 def init_app(app) -> None:
-    """Give the app its media store (``MEDIA_DIR``)."""
-    app.extensions["voicemap.media"] = MediaStore(app.config["MEDIA_DIR"])
+    """Give the app its media store (``MEDIA_DIR``); remove what crashed processes left in
+    it at start-up, and every ``SWEEP_EVERY_S`` after that."""
+    store = MediaStore(app.config["MEDIA_DIR"])
+    app.extensions["voicemap.media"] = store
+    last_sweep = [0.0]
+
+    def sweep() -> None:
+        last_sweep[0] = time.monotonic()
+        try:
+            for path in store.remove_abandoned():
+                log.warning("removed an abandoned temporary (a child's unprocessed upload?): "
+                            "%s", path)
+        except OSError as exc:  # never fail a request over housekeeping
+            log.warning("could not sweep the media store's temporaries: %s", exc)
+
+    if not app.config.get("SWEEP_TEMPORARIES", True):
+        return  # the command line: fsck reports them, fsck --repair removes them
+    sweep()
+
+    @app.before_request
+    def sweep_now_and_then() -> None:
+        if time.monotonic() - last_sweep[0] > SWEEP_EVERY_S:
+            sweep()
 
 
 def media_store() -> MediaStore:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import errno
+import itertools
 import math
+from collections.abc import Iterator
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
 from sqlalchemy import text
 
 from .. import config, db, exchange, venues
 from ..errors import BadRequest
+from ..storage import media_store
 
 bp = Blueprint("api", __name__)
 
@@ -86,7 +90,16 @@ def venue_list():
             yield from exchange.collection_chunks(
                 venues.iter_features(conn, category=cats, bbox=box, q=q))
 
-    return Response(stream_with_context(stream()), mimetype=GEOJSON)
+    return Response(stream_with_context(started(stream())), mimetype=GEOJSON)
+
+
+def started(chunks: Iterator[str]) -> Iterator[str]:
+    """The stream with its first chunk already made: a database that is down fails here, in
+    the view, as a 503 JSON error, not after a 200 and half a body."""
+    first = next(chunks, None)
+    if first is None:
+        return iter(())
+    return itertools.chain([first], chunks)
 
 
 @bp.get("/api/venues/<venue_id>")
@@ -109,9 +122,24 @@ def version():
 
 @bp.get("/healthz")
 def healthz():
+    """Readiness: the database answers and the media store takes a write."""
+    checks = {}
     try:
         db.get_session().execute(text("SELECT 1"))
+        checks["database"] = "ok"
     except Exception as exc:  # the point is to answer, whatever the failure
-        current_app.logger.warning("health check failed: %s", exc)
-        return jsonify(status="unavailable", error="database unreachable"), 503
-    return jsonify(status="ok")
+        current_app.logger.warning("health check: database: %s", exc)
+        checks["database"] = "unreachable"
+    try:
+        media_store().probe()
+        checks["media"] = "ok"
+    except OSError as exc:
+        current_app.logger.warning("health check: media store: %s", exc)
+        checks["media"] = "full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "unwritable"
+    if all(v == "ok" for v in checks.values()):
+        return jsonify(status="ok", **checks)
+    failed = ", ".join(f"{k} {v}" for k, v in checks.items() if v != "ok")
+    response = jsonify(status="unavailable", error=failed, code="unavailable", **checks)
+    response.headers["Retry-After"] = "5"
+    response.headers["Cache-Control"] = "no-store"
+    return response, 503

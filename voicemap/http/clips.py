@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 from flask import Blueprint, current_app, g, jsonify, request, send_file
@@ -37,11 +36,10 @@ def limits() -> audio.Limits:
 
 def save_upload(file_storage, directory: Path, max_bytes: int) -> Path:
     """Stream an uploaded file to disk, refusing it as soon as it passes ``max_bytes``."""
-    fd, name = tempfile.mkstemp(dir=directory, prefix="upload-")
-    path = Path(name)
+    path = directory / "upload"
     written = 0
     try:
-        with open(fd, "wb") as out:
+        with open(path, "xb") as out:
             while block := file_storage.stream.read(256 * 1024):
                 written += len(block)
                 if written > max_bytes:
@@ -59,6 +57,9 @@ def attach_from_request(venue_id: str, manager) -> clips.Clip:
     session = db.get_session()
     venues.get(session, venue_id)
     auth.require_venue(manager, venue_id)
+    # End the read before the body is parsed: reading it may take long on a slow phone, and
+    # no transaction (nor SQLite's write lock) may be held meanwhile.
+    session.commit()
     if not request.form and not request.files:
         raise BadRequest("send the recording as multipart/form-data with the fields file, "
                          "lang, narrator_name, narrator_age, transcript, consent_by and "
@@ -69,14 +70,12 @@ def attach_from_request(venue_id: str, manager) -> clips.Clip:
         raise BadRequest("no file: send the recording as the multipart field 'file'",
                          param="file")
     store = media_store()
-    path = save_upload(upload, store.tmp_dir(), current_app.config["MAX_UPLOAD_BYTES"])
-    try:
+    with store.scratch("upload-") as work:
+        path = save_upload(upload, work, current_app.config["MAX_UPLOAD_BYTES"])
         if path.stat().st_size == 0:
             raise BadRequest("the file is empty", param="file", code="empty")
         return clips.attach(session, store, venue_id, path, fields, manager=manager,
                             limits=limits())
-    finally:
-        path.unlink(missing_ok=True)
 
 
 @bp.post("/api/venues/<venue_id>/clips")

@@ -70,7 +70,8 @@ def signed_in() -> Manager | None:
         mid = session.get("manager_id")
         manager = db.get_session().get(Manager, mid) if mid else None
         # Signing out bumps the manager's epoch, which ends every session they had.
-        if manager is not None and session.get("epoch") != manager.session_epoch:
+        if manager is not None and (session.get("epoch") != manager.session_epoch
+                                    or manager.revoked_at is not None):
             manager = None
         g.manage_manager = manager
     return g.manage_manager

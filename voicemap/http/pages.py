@@ -175,6 +175,9 @@ def venue_qr(venue_id: str, fmt: str):
     else:
         qr.save(out, kind="png", scale=8, border=2)
         mimetype = "image/png"
-    return Response(out.getvalue(), mimetype=mimetype, headers={
+    resp = Response(out.getvalue(), mimetype=mimetype, headers={
         "Cache-Control": "public, max-age=86400",
         "Content-Security-Policy": "default-src 'none'"})
+    if not current_app.config.get("PUBLIC_URL"):
+        resp.vary.add("Host")  # the code holds this request's (trusted) host name
+    return resp
