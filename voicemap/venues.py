@@ -199,8 +199,18 @@ def upsert(session: Session, records: list[dict[str, Any]], report: ImportReport
         (updates if old is not None else inserts).append(row)
     for start in range(0, len(inserts), 5000):
         session.execute(insert(Venue), inserts[start:start + 5000])
-    for row in updates:
-        session.execute(update(Venue).where(Venue.id == row["id"]).values(**row))
+    if updates:
+        # One statement executed for many rows (executemany), not one ORM UPDATE per row:
+        # 30,000 changed venues took 150 s that way, holding SQLite's write lock throughout.
+        table = Venue.__table__
+        stmt = update(table).where(table.c.id == bindparam("b_id")).values(
+            {**{f: bindparam(f"b_{f}") for f in (*VENUE_FIELDS, "updated_at")},
+             "geom": func.ST_GeomFromText(bindparam("b_wkt"), 4326)})
+        params = [{"b_id": row["id"], "b_wkt": row["geom"].data,
+                   **{f"b_{f}": row[f] for f in (*VENUE_FIELDS, "updated_at")}}
+                  for row in updates]
+        for start in range(0, len(params), 5000):
+            session.execute(stmt, params[start:start + 5000])
     report.inserted += len(inserts)
     report.updated += len(updates)
     return report
