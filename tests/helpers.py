@@ -84,7 +84,7 @@ def published_clip(app, venue_id: str, lang: str = "zh", directory: Path | None 
     import tempfile
 
     from voicemap import audio, clips
-    from voicemap.storage import MediaStore
+    from voicemap.storage import media_store
 
     with tempfile.TemporaryDirectory() as tmp:
         src = speech(Path(directory or tmp), f"{venue_id}-{lang}.m4a", lang)
@@ -93,9 +93,8 @@ def published_clip(app, venue_id: str, lang: str = "zh", directory: Path | None 
                                      "transcript": SAY[lang], "consent": "true",
                                      "consent_by": "Parent of the narrator"})
         with app.app_context():
-            cfg = app.config
             clip = clips.attach(
-                db.get_session(), MediaStore(cfg["MEDIA_DIR"]), venue_id, src, fields,
+                db.get_session(), media_store(), venue_id, src, fields,
                 manager=None, limits=audio.Limits(), status="published")
             return clips.to_dict(clip)
 

@@ -171,10 +171,9 @@ def nearest(obj: AppContext, lat: float, lon: float, k: int, category: tuple[str
 
 def _store_and_limits(app: Flask):
     from . import audio
-    from .storage import MediaStore
 
     cfg = app.config
-    return MediaStore(cfg["MEDIA_DIR"]), audio.Limits(
+    return app.extensions["voicemap.media"], audio.Limits(
         max_bytes=cfg["MAX_UPLOAD_BYTES"], max_duration_s=cfg["MAX_DURATION_S"],
         min_duration_s=cfg["MIN_DURATION_S"])
 
@@ -374,9 +373,9 @@ def fsck(obj: AppContext, repair: bool) -> None:
         with obj.app.app_context():
             report = clips.fsck(db.get_session(), store, repair=repair)
         for kind, sha in report.orphan_files:
-            click.echo(f"orphan file: {store.path(kind, sha)}")
+            click.echo(f"orphan file: {store.describe(kind, sha)}")
         for clip_id, kind, sha in report.missing_files:
-            click.echo(f"clip {clip_id}: {kind} file missing ({store.path(kind, sha)})")
+            click.echo(f"clip {clip_id}: {kind} file missing ({store.describe(kind, sha)})")
         for path in report.stale_temporaries:
             click.echo(f"abandoned temporary (an interrupted upload): {path}")
         if report.clean:

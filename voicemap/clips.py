@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from . import audio, auth
 from .errors import BadRequest, Forbidden, NotFound
 from .models import Clip, Manager, Venue, utcnow
-from .storage import MediaStore, file_sha256
+from .storage import Store, file_sha256
 
 STATUSES = ("pending", "published", "rejected")
 LANG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
@@ -114,7 +114,7 @@ def new_id() -> str:
     return secrets.token_hex(8)
 
 
-def attach(session: Session, store: MediaStore, venue_id: str, upload: Path,
+def attach(session: Session, store: Store, venue_id: str, upload: Path,
            fields: ClipFields, *, manager: Manager | None, limits: audio.Limits,
            status: str = "pending") -> Clip:
     """Process an upload and attach it to a venue as a new clip, committed.
@@ -162,7 +162,7 @@ def attach(session: Session, store: MediaStore, venue_id: str, upload: Path,
     return clip
 
 
-def _discard_unreferenced(session: Session, store: MediaStore,
+def _discard_unreferenced(session: Session, store: Store,
                           files: list[tuple[str, str]]) -> None:
     """Delete these files unless a committed clip refers to them; the caller holds their
     locks (``store.locked``)."""
@@ -176,7 +176,7 @@ def _discard_unreferenced(session: Session, store: MediaStore,
     session.rollback()  # end the read: nothing here is written through the session
 
 
-def _discard(session: Session, store: MediaStore, files: list[tuple[str, str]]) -> None:
+def _discard(session: Session, store: Store, files: list[tuple[str, str]]) -> None:
     """Delete these files unless a committed clip refers to them, under their locks."""
     if files:
         with store.locked(*(sha for _, sha in files)):
@@ -254,7 +254,7 @@ def review(session: Session, clip_id: str, reviewer: Manager | None, *, publish:
     return clip
 
 
-def delete(session: Session, store: MediaStore, clip_id: str, manager: Manager | None) -> None:
+def delete(session: Session, store: Store, clip_id: str, manager: Manager | None) -> None:
     """Remove a clip everywhere (consent withdrawn): row, published file, archived original.
 
     A file shared with another clip (the same bytes uploaded twice) stays for that clip.
@@ -309,7 +309,7 @@ class FsckReport:
         return not (self.orphan_files or self.missing_files or self.stale_temporaries)
 
 
-def fsck(session: Session, store: MediaStore, repair: bool = False) -> FsckReport:
+def fsck(session: Session, store: Store, repair: bool = False) -> FsckReport:
     """Compare stored files with clip rows; with ``repair``, remove orphans either way.
 
     Orphan files (no row refers to them) are deleted; rows whose files are gone are

@@ -47,6 +47,13 @@ def defaults(instance_path: str) -> dict[str, Any]:
         # Empty means the embedded SpatiaLite file in the instance folder.
         "DATABASE_URL": "",
         "MEDIA_DIR": str(instance / "media"),
+        # s3://bucket/prefix keeps media in an S3-compatible store instead of MEDIA_DIR
+        # (credentials from the standard AWS variables; S3_ENDPOINT_URL for non-AWS stores).
+        "MEDIA_URL": "",
+        "S3_ENDPOINT_URL": "",
+        # Work in progress (uploads being received and processed) on this host's disk, when
+        # media are in an object store; with MEDIA_DIR it is MEDIA_DIR/tmp.
+        "MEDIA_SCRATCH_DIR": str(instance / "scratch"),
         "MAX_UPLOAD_BYTES": 25 * 1024 * 1024,
         "MAX_DURATION_S": 600,
         "MIN_DURATION_S": 1.0,

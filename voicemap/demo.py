@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from . import audio, categories, clips
 from .models import Clip, Venue
-from .storage import MediaStore
+from .storage import Store
 
 LABEL = {"zh": "【合成语音示例，并非儿童录音】",
          "en": "[Synthetic placeholder, not a child's voice] "}
@@ -46,7 +46,7 @@ def pick_venues(session: Session, per_category: int) -> list[Venue]:
     return chosen
 
 
-def make_clips(session: Session, store: MediaStore, limits: audio.Limits,
+def make_clips(session: Session, store: Store, limits: audio.Limits,
                per_category: int = 2, langs: tuple[str, ...] = ("zh", "en")) -> list[Clip]:
     """Add a published synthetic clip per chosen venue and language, unless one is there."""
     made = []

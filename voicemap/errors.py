@@ -125,6 +125,9 @@ def translate(exc: BaseException) -> VoicemapError | None:
     if isinstance(exc, OSError) and exc.errno in _FULL:
         return InsufficientStorage("the media store is full: nothing was stored; tell the "
                                    "site's administrator", code="insufficient_storage")
+    if type(exc).__module__.split(".")[0] in ("botocore", "boto3", "urllib3"):
+        return ServiceUnavailable("the media store is unavailable; nothing was changed, try "
+                                  "again shortly", code="media_unavailable", retry_after=10)
     if _raw_driver_error(exc):  # a driver's own error, from a connection SQLAlchemy lacks
         if "locked" in str(exc).lower():
             return ServiceUnavailable("the database is busy with a long write (an import?); "

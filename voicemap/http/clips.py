@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Blueprint, current_app, g, jsonify, request, send_file
+from flask import Blueprint, current_app, g, jsonify, request
 
 from .. import audio, auth, clips, db, venues
 from ..errors import BadRequest, NotFound, PayloadTooLarge
 from ..models import Clip
 from ..storage import media_store
+from .media import send_media
 
 bp = Blueprint("clips", __name__)
 
@@ -147,13 +148,9 @@ def stream(clip_id: str):
     clip = db.get_session().get(Clip, clip_id)
     if clip is None or clip.status != "published":
         raise NotFound(f"no published clip with id {clip_id!r}")
-    path = media_store().path("published", clip.audio_sha256)
-    if not path.is_file():
-        current_app.logger.error("clip %s: published file %s is missing", clip_id, path)
-        raise NotFound(f"no published clip with id {clip_id!r}")
-    response = send_file(path, mimetype="audio/mpeg", conditional=True,
-                         etag=clip.audio_sha256, max_age=AUDIO_MAX_AGE)
+    response = send_media(media_store(), "published", clip.audio_sha256, mimetype="audio/mpeg",
+                          missing=f"no published clip with id {clip_id!r}",
+                          max_age=AUDIO_MAX_AGE)
     response.cache_control.public = False
     response.cache_control.private = True
-    response.headers["Accept-Ranges"] = "bytes"
     return response

@@ -10,14 +10,12 @@ from functools import wraps
 from flask import (
     Blueprint,
     abort,
-    current_app,
     flash,
     g,
     jsonify,
     redirect,
     render_template,
     request,
-    send_file,
     session,
     url_for,
 )
@@ -28,6 +26,7 @@ from ..errors import VoicemapError
 from ..models import Clip, Manager, Venue
 from ..storage import media_store
 from .clips import attach_from_request
+from .media import send_media
 
 bp = Blueprint("manage", __name__, url_prefix="/manage")
 
@@ -165,11 +164,8 @@ def upload(venue_id: str):
 def listen(clip_id: str):
     """The processed file of a clip the manager may see, published or not."""
     clip = clips.get_visible(db.get_session(), clip_id, signed_in())
-    path = media_store().path("published", clip.audio_sha256)
-    if not path.is_file():
-        current_app.logger.error("clip %s: published file %s is missing", clip_id, path)
-        abort(404)
-    return send_file(path, mimetype="audio/mpeg", conditional=True)
+    return send_media(media_store(), "published", clip.audio_sha256, mimetype="audio/mpeg",
+                      missing=f"the file of clip {clip_id} is missing")
 
 
 @bp.post("/clips/<clip_id>/delete")
