@@ -387,6 +387,57 @@ def fsck(obj: AppContext, repair: bool) -> None:
     run(go)
 
 
+@main.command("backup")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="The archive to write.")
+@click.option("--verify", "verify_path", type=click.Path(dir_okay=False, exists=True,
+                                                         path_type=Path),
+              help="Check an archive against its manifest instead of writing one.")
+@pass_ctx
+def backup_command(obj: AppContext, output: Path | None, verify_path: Path | None) -> None:
+    """Write one archive: a consistent database snapshot and every media file it refers to,
+    with a manifest of checksums (the service keeps running). Or check one with --verify."""
+    from . import backup
+
+    def go():
+        if verify_path is not None:
+            report = backup.verify(verify_path)
+            for problem in report.problems:
+                click.echo(problem, err=True)
+            if not report.ok:
+                raise click.ClickException(f"{verify_path}: {len(report.problems)} problem(s)")
+            m = report.manifest
+            click.echo(f"{verify_path}: intact ({report.members} members, {m['backend']}, "
+                       f"taken {m['created_at']}, rows {m['rows']})")
+            return
+        if output is None:
+            raise click.UsageError("give -o FILE (or --verify FILE)")
+        with obj.app.app_context():
+            report = backup.backup(db.engine(), obj.app.extensions["voicemap.media"], output)
+        for item in report.withdrawn:
+            click.echo(f"left out (deleted while the backup ran): {item}", err=True)
+        click.echo(f"wrote {output}: {report.backend} snapshot ({report.rows}), "
+                   f"{report.files} media files ({report.bytes} bytes) in "
+                   f"{report.seconds:.1f} s")
+    run(go)
+
+
+@main.command("restore")
+@click.argument("archive", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@pass_ctx
+def restore_command(obj: AppContext, archive: Path) -> None:
+    """Restore an archive into an empty database and an empty media store."""
+    from . import backup
+
+    def go():
+        with obj.app.app_context():
+            result = backup.restore(db.engine(), obj.app.extensions["voicemap.media"], archive)
+        click.echo(f"restored {archive}: rows {result['rows']}, {result['files']} media files"
+                   + (f"; dropped {result['dropped_withdrawn']} row(s) withdrawn during the "
+                      "backup" if result["dropped_withdrawn"] else ""))
+    run(go)
+
+
 @main.command("demo-clips")
 @click.option("--per-category", default=2, show_default=True,
               help="How many venues of each category get placeholder narrations.")
