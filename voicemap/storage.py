@@ -355,6 +355,7 @@ class S3Store(Store):
         self.client = boto3.client("s3", endpoint_url=endpoint_url or None, config=Config(
             retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5,
             read_timeout=30, s3={"addressing_style": "path"}))
+        self._sizes: dict[str, int] = {}
         super().__init__(scratch_root, locks)
 
     def key(self, kind: str, sha256: str) -> str:
@@ -386,6 +387,7 @@ class S3Store(Store):
 
     def delete(self, kind: str, sha256: str) -> bool:
         key = self.key(kind, sha256)
+        self._sizes.pop(key, None)
         if self._head(key) is None:
             return False
         self.client.delete_object(Bucket=self.bucket, Key=key)
@@ -395,8 +397,19 @@ class S3Store(Store):
         return self._head(self.key(kind, sha256)) is not None
 
     def size(self, kind: str, sha256: str) -> int | None:
-        head = self._head(self.key(kind, sha256))
-        return None if head is None else int(head["ContentLength"])
+        # Objects are named by their content, so a size once seen never changes: remember
+        # it, and serving a clip costs one request to the store (GET), not two (HEAD, GET).
+        key = self.key(kind, sha256)
+        known = self._sizes.get(key)
+        if known is not None:
+            return known
+        head = self._head(key)
+        if head is None:
+            return None
+        if len(self._sizes) > 100_000:
+            self._sizes.clear()
+        self._sizes[key] = int(head["ContentLength"])
+        return self._sizes[key]
 
     def hashes(self, kind: str) -> Iterator[str]:
         base = f"{self.prefix}{kind}/"
@@ -416,7 +429,9 @@ class S3Store(Store):
         body = self.client.get_object(Bucket=self.bucket, Key=self.key(kind, sha256),
                                       Range=f"bytes={start}-{stop - 1}")["Body"]
         try:
-            yield from body.iter_chunks(CHUNK)
+            yield from body.iter_chunks(4 * CHUNK)
+        except Exception as exc:  # e.g. deleted on another host meanwhile: end the body
+            log.warning("reading %s stopped: %s", self.key(kind, sha256), exc)
         finally:
             body.close()
 
