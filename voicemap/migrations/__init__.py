@@ -1,0 +1,1 @@
+"""Alembic's environment for voicemap's schema (see README here); run by ``voicemap.db``."""
