@@ -12,21 +12,7 @@ from alembic import context
 from geoalchemy2 import alembic_helpers
 
 from voicemap import models
-
-# SpatiaLite's own tables (besides those geoalchemy2's include_object knows by prefix) and
-# the R*Tree tables of spatial indexes: not the app's, never to be migrated.
-SPATIALITE_TABLES = {"elementarygeometries", "knn", "knn2", "spatialindex", "data_licenses",
-                     "sql_statements_log"}
-
-
-def include_object(obj, name, type_, reflected, compare_to) -> bool:
-    """What autogenerate compares: the app's tables, without the spatial extension's."""
-    if type_ == "table" and name and name.lower() in SPATIALITE_TABLES:
-        return False
-    # The spatial index (GiST / R*Tree idx_venues_geom) is made by the backends, not declared.
-    if type_ == "index" and name and name.startswith("idx_"):
-        return False
-    return alembic_helpers.include_object(obj, name, type_, reflected, compare_to)
+from voicemap.migrations import include_object
 
 
 def run_migrations_online() -> None:
