@@ -322,6 +322,48 @@ def test_a_partial_database_is_refused(tmp_path):
     engine.dispose()
 
 
+def test_older_database_gets_the_two_columns_init_schema_used_to_add(backend, tmp_path):
+    """A database from before the last release (no managers.session_epoch, no
+    clips.synthetic) is adopted with those columns added, as start-up used to add them."""
+    with database(backend, tmp_path) as url:
+        engine = db.make_engine(url)
+        try:
+            db.upgrade(engine, db.BASELINE_REVISION)
+            with engine.begin() as conn:
+                conn.execute(text("DROP TABLE alembic_version"))
+                conn.execute(text("ALTER TABLE managers DROP COLUMN session_epoch"))
+                conn.execute(text("ALTER TABLE clips DROP COLUMN synthetic"))
+                conn.execute(text("INSERT INTO managers (name, token_hash, is_admin, "
+                                  "created_at) VALUES ('Ms Li', 'ab', false, "
+                                  "CURRENT_TIMESTAMP)"))
+            result = db.upgrade(engine)
+            assert result.adopted
+            assert result.added == ["managers.session_epoch", "clips.synthetic"]
+            with engine.connect() as conn:
+                assert conn.execute(text(
+                    "SELECT name, session_epoch FROM managers")).all() == [("Ms Li", 0)]
+                insp = inspect(conn)
+                [synthetic] = [c for c in insp.get_columns("clips") if c["name"] == "synthetic"]
+                assert not synthetic["nullable"]
+        finally:
+            engine.dispose()
+
+
+def test_a_database_migrated_by_newer_code_is_left_alone(backend, tmp_path):
+    with database(backend, tmp_path) as url:
+        cli(url, "db", "upgrade")
+        engine = db.make_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '0099_future'"))
+        engine.dispose()
+        assert "0099_future (unknown to this version of voicemap" in cli(url, "db", "current")
+        result = CliRunner().invoke(main, ["--database-url", url, "db", "upgrade"],
+                                    env={"VOICEMAP_SECRET_KEY": "test-secret"})
+        assert result.exit_code == 1
+        assert "cannot upgrade from 0099_future" in result.output
+        assert revision(url) == "0099_future"
+
+
 # --- one process at a time -----------------------------------------------------------------
 
 

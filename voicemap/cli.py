@@ -46,6 +46,8 @@ def run(fn):
         raise click.ClickException(message) from None
     except db.SpatialiteUnavailable as exc:
         raise click.ClickException(str(exc)) from None
+    except db.MigrationError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -82,7 +84,9 @@ def _upgrade(obj: AppContext, revision: str) -> None:
             result = db.upgrade(db.engine(), revision)
             if result.adopted:
                 click.echo(f"adopted a database made before migrations: stamped "
-                           f"{db.BASELINE_REVISION}, schema unchanged")
+                           f"{db.BASELINE_REVISION}, " + (
+                               "added " + ", ".join(result.added) if result.added
+                               else "schema unchanged"))
             if result.before == result.after:
                 click.echo(f"{_url(obj)}: already at {result.after}, nothing to do")
             else:
@@ -116,9 +120,12 @@ def db_current(obj: AppContext) -> None:
                        if legacy else "none: empty database")
         elif current == db.head_revision():
             click.echo(f"{current} (head)")
-        else:
+        elif current in db.known_revisions():
             click.echo(f"{current} (behind: head is {db.head_revision()}; run `voicemap db "
                        "upgrade`)")
+        else:
+            click.echo(f"{current} (unknown to this version of voicemap, whose head is "
+                       f"{db.head_revision()}: newer code migrated this database)")
     run(go)
 
 

@@ -12,7 +12,7 @@ import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
@@ -141,6 +141,11 @@ class UpgradeResult:
     before: str | None  # the revision found (None: empty, or made before migrations)
     after: str | None
     adopted: bool = False  # a database made before migrations, stamped at the baseline
+    added: list[str] = field(default_factory=list)  # columns an adopted database lacked
+
+
+class MigrationError(RuntimeError):
+    """A database that cannot be migrated as it is."""
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -169,6 +174,10 @@ def head_revision() -> str:
     return head
 
 
+def known_revisions() -> set[str]:
+    return {script.revision for script in script_directory().walk_revisions()}
+
+
 def current_revision(conn: Connection) -> str | None:
     """The revision recorded in the database; None when it has none (empty, or older)."""
     from alembic.runtime.migration import MigrationContext
@@ -190,14 +199,19 @@ def upgrade(engine: Engine, revision: str = "head") -> UpgradeResult:
     """Migrate the database to ``revision``, one process at a time.
 
     Creates everything on an empty database; a database made before migrations (voicemap's
-    tables, no ``alembic_version``) is first stamped at the baseline, unchanged. The whole
+    tables, no ``alembic_version``) is first stamped at the baseline (see ``_adopt_legacy``).
+    Problems Alembic reports (an unknown revision) raise ``MigrationError``. The whole
     upgrade is one transaction, under a lock that a second process waits for (PostgreSQL:
     an advisory lock; SQLite: ``BEGIN IMMEDIATE``), after which it finds nothing to do.
     """
     from alembic import command
+    from alembic.util import CommandError
 
-    target = script_directory().get_revision(revision).revision if revision != "head" \
-        else head_revision()
+    try:
+        target = script_directory().get_revision(revision).revision \
+            if revision != "head" else head_revision()
+    except CommandError as exc:
+        raise MigrationError(str(exc)) from None
     with engine.connect() as conn:
         before = current_revision(conn)
         conn.rollback()
@@ -206,15 +220,18 @@ def upgrade(engine: Engine, revision: str = "head") -> UpgradeResult:
         with _migration_lock(conn):
             before = current_revision(conn)  # again, now that no one else migrates
             adopted = before is None and inspect(conn).has_table("venues")
-            if adopted:
-                _adopt_legacy(conn)
+            added = _adopt_legacy(conn) if adopted else []
             if adopted or before != target:
                 cfg = alembic_config(conn)
-                if adopted:
-                    command.stamp(cfg, BASELINE_REVISION)
-                command.upgrade(cfg, revision)
+                try:
+                    if adopted:  # a database made before migrations
+                        command.stamp(cfg, BASELINE_REVISION)
+                    command.upgrade(cfg, target)
+                except CommandError as exc:  # e.g. a revision this code does not know
+                    raise MigrationError(f"cannot upgrade from {before} to {target}: "
+                                         f"{exc}") from None
             after = current_revision(conn)
-    return UpgradeResult(before, after, adopted)
+    return UpgradeResult(before, after, adopted, added)
 
 
 def new_revision(engine: Engine | None, message: str) -> Path:
@@ -241,14 +258,35 @@ def new_revision(engine: Engine | None, message: str) -> Path:
     return Path(script.path)
 
 
-def _adopt_legacy(conn: Connection) -> None:
-    """Check that a database without a revision holds the baseline's tables."""
-    missing = [t for t in BASELINE_TABLES if not inspect(conn).has_table(t)]
+def _adopt_legacy(conn: Connection) -> list[str]:
+    """Ready a database made before migrations for the baseline stamp; what was added.
+
+    It must hold the baseline's tables. Databases from before the last release may lack
+    the two columns that ``_add_missing_columns`` used to add on start-up: they are added
+    as it did (the only change made to an older database); ones the last release made
+    are not touched.
+    """
+    import sqlalchemy as sa
+    from alembic.operations import Operations
+    from alembic.runtime.migration import MigrationContext
+
+    inspector = inspect(conn)
+    missing = [t for t in BASELINE_TABLES if not inspector.has_table(t)]
     if missing:
-        raise RuntimeError(
+        raise MigrationError(
             f"the database has a venues table but no {', '.join(missing)} and no "
             "alembic_version: it was not made by voicemap, or only in part; refusing to "
             "migrate it")
+    late = {"managers": sa.Column("session_epoch", sa.Integer, nullable=False,
+                                  server_default="0"),
+            "clips": sa.Column("synthetic", sa.Boolean, nullable=False,
+                               server_default=sa.false())}
+    added = []
+    for table, column in late.items():
+        if column.name not in {c["name"] for c in inspector.get_columns(table)}:
+            Operations(MigrationContext.configure(conn)).add_column(table, column)
+            added.append(f"{table}.{column.name}")
+    return added
 
 
 @contextmanager
