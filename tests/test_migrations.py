@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -24,7 +25,7 @@ from conftest import ROOT, BufferedClient, throwaway_postgis
 from helpers import SAY, speech
 from sqlalchemy import inspect, text
 
-from voicemap import create_app, db, models
+from voicemap import create_app, db, migrations, models
 from voicemap.cli import main
 from voicemap.migrations import include_object
 
@@ -293,6 +294,37 @@ def test_init_db_creates_the_schema(backend, tmp_path):
     with database(backend, tmp_path) as url:
         assert f"upgraded from empty to {db.head_revision()}" in cli(url, "init-db")
         assert revision(url) == db.head_revision()
+
+
+@pytest.fixture
+def scratch_migrations(tmp_path, monkeypatch) -> Path:
+    """A copy of voicemap/migrations for this test to write revisions into."""
+    copy = tmp_path / "migrations"
+    shutil.copytree(Path(migrations.__file__).parent, copy,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(db, "MIGRATIONS_PACKAGE", str(copy))
+    db.script_directory.cache_clear()
+    yield copy
+    db.script_directory.cache_clear()
+
+
+def test_revision_command_writes_the_next_readable_revision(tmp_path, scratch_migrations):
+    url = f"sqlite:///{tmp_path / 'scratch.sqlite'}"
+    cli(url, "db", "upgrade")
+    out = cli(url, "db", "revision", "-m", "Managers: contact e-mail!", "--autogenerate")
+    path = scratch_migrations / "versions" / "0002_managers_contact_e_mail.py"
+    assert out.splitlines()[-1] == f"wrote {path}"
+    source = path.read_text(encoding="utf-8")
+    assert "revision = '0002_managers_contact_e_mail'" in source
+    assert "down_revision = '0001_baseline'" in source
+    assert "batch_op" not in source  # the models and the database agree: nothing to do
+    assert cli(url, "db", "history").splitlines()[0] == \
+        "0002_managers_contact_e_mail (head): Managers: contact e-mail!"
+    assert "upgraded from 0001_baseline to 0002_managers_contact_e_mail" in \
+        cli(url, "db", "upgrade")
+    assert cli(url, "db", "current").strip() == "0002_managers_contact_e_mail (head)"
+    long = cli(url, "db", "revision", "-m", "a very long message " * 5).splitlines()[-1]
+    assert long.endswith("/0003_a_very_long_message_a_very.py")  # ids fit VARCHAR(32)
 
 
 def test_models_agree_with_the_migrations(backend, tmp_path):

@@ -101,7 +101,7 @@ def _upgrade(obj: AppContext, revision: str) -> None:
 def db_upgrade(obj: AppContext, revision: str) -> None:
     """Migrate the database to REVISION (default: head), creating it if empty.
 
-    A database made before migrations is adopted (stamped at the baseline) unchanged.
+    A database made before migrations is adopted: stamped at the baseline, unchanged.
     One process at a time: another waits, then finds nothing to do.
     """
     _upgrade(obj, revision)

@@ -320,7 +320,7 @@ def _migration_lock(conn: Connection) -> Iterator[None]:
             yield
             problems = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
             if problems:
-                raise RuntimeError(f"the migration broke foreign keys: {problems[:10]}")
+                raise MigrationError(f"the migration broke foreign keys: {problems[:10]}")
     finally:
         conn.execution_options(sqlite_begin="BEGIN")
         raw.execute("PRAGMA foreign_keys = ON")
