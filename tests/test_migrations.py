@@ -147,13 +147,14 @@ def schema(url: str) -> dict:
         engine.dispose()
 
 
-def rows(url: str) -> dict[str, list[tuple]]:
-    """Every row of the app's tables, in key order."""
+def rows(url: str, columns: dict[str, list[str]] | None = None) -> dict[str, list[tuple]]:
+    """Every row of the app's tables, in key order (only ``columns``, if given)."""
     engine = db.make_engine(url)
     try:
         with engine.connect() as conn:
             return {table: [tuple(r) for r in conn.exec_driver_sql(
-                        f"SELECT * FROM {table} ORDER BY {key}")]
+                        f"SELECT {', '.join(columns[table]) if columns else '*'} FROM {table} "
+                        f"ORDER BY {key}")]
                     for table, key in APP_TABLES.items()}
     finally:
         engine.dispose()
@@ -212,14 +213,18 @@ def test_previous_release_database_is_adopted_with_every_row_and_file(
         assert cli(url, "db", "current").strip() == \
             "none: made before migrations (`voicemap db upgrade` adopts it)"
 
-        out = cli(url, "db", "upgrade", media=media)
-        assert "adopted a database made before migrations: stamped 0001_baseline" in out
+        # Adopted at the baseline unchanged, then upgraded to head by later revisions.
+        out = cli(url, "db", "upgrade", db.BASELINE_REVISION)
+        assert out.splitlines()[0] == ("adopted a database made before migrations: stamped "
+                                       "0001_baseline, schema unchanged")
+        assert revision(url) == db.BASELINE_REVISION
+        assert schema(url) == schema_before
+        assert rows(url) == rows_before
+        cli(url, "db", "upgrade")
         assert cli(url, "db", "current").strip() == f"{db.head_revision()} (head)"
         assert revision(url) == db.head_revision()
-        if db.head_revision() == db.BASELINE_REVISION:  # adopted unchanged
-            assert schema(url) == schema_before
-        after = rows(url)
-        assert after == rows_before
+        old_columns = {t: [c[0] for c in schema_before[t]["columns"]] for t in APP_TABLES}
+        assert rows(url, old_columns) == rows_before
         assert files(media) == files_before
 
         # The app, on the upgraded database, serves what the old code stored.
