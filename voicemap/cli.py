@@ -50,6 +50,8 @@ def run(fn):
         raise
     except db.SpatialiteUnavailable as exc:
         raise click.ClickException(str(exc)) from None
+    except db.MigrationError as exc:
+        raise click.ClickException(str(exc)) from None
     except Exception as exc:
         known = translate(exc)
         if known is None and isinstance(exc, OSError):
@@ -78,12 +80,93 @@ def main(ctx: click.Context, database_url: str | None) -> None:
 @main.command("init-db")
 @pass_ctx
 def init_db(obj: AppContext) -> None:
-    """Create the database schema (and spatial metadata) if missing."""
+    """Create the database schema (and spatial metadata) if missing: ``db upgrade``."""
+    _upgrade(obj, "head")
+
+
+@main.group("db")
+def db_group() -> None:
+    """Schema migrations (Alembic): upgrade, current, history, revision."""
+
+
+def _url(obj: AppContext) -> str:
+    return db.engine().url.render_as_string(hide_password=True)
+
+
+def _upgrade(obj: AppContext, revision: str) -> None:
     def go():
         with obj.app.app_context():
-            db.init_schema(db.engine())
-            click.echo(f"schema ready in {db.engine().url.render_as_string(hide_password=True)}")
+            result = db.upgrade(db.engine(), revision)
+            if result.adopted:
+                click.echo(f"adopted a database made before migrations: stamped "
+                           f"{db.BASELINE_REVISION}, " + (
+                               "added " + ", ".join(result.added) if result.added
+                               else "schema unchanged"))
+            if result.before == result.after:
+                click.echo(f"{_url(obj)}: already at {result.after}, nothing to do")
+            else:
+                click.echo(f"{_url(obj)}: upgraded from {result.before or 'empty'} to "
+                           f"{result.after}")
     run(go)
+
+
+@db_group.command("upgrade")
+@click.argument("revision", default="head")
+@pass_ctx
+def db_upgrade(obj: AppContext, revision: str) -> None:
+    """Migrate the database to REVISION (default: head), creating it if empty.
+
+    A database made before migrations is adopted: stamped at the baseline, unchanged.
+    One process at a time: another waits, then finds nothing to do.
+    """
+    _upgrade(obj, revision)
+
+
+@db_group.command("current")
+@pass_ctx
+def db_current(obj: AppContext) -> None:
+    """Print the database's revision (and whether it is the newest)."""
+    def go():
+        with obj.app.app_context(), db.engine().connect() as conn:
+            current = db.current_revision(conn)
+            legacy = current is None and db.is_legacy(conn)
+        if current is None:
+            click.echo("none: made before migrations (`voicemap db upgrade` adopts it)"
+                       if legacy else "none: empty database")
+        elif current == db.head_revision():
+            click.echo(f"{current} (head)")
+        elif current in db.known_revisions():
+            click.echo(f"{current} (behind: head is {db.head_revision()}; run `voicemap db "
+                       "upgrade`)")
+        else:
+            click.echo(f"{current} (unknown to this version of voicemap, whose head is "
+                       f"{db.head_revision()}: newer code migrated this database)")
+    run(go)
+
+
+@db_group.command("history")
+def db_history() -> None:
+    """List the revisions, newest first."""
+    head = db.head_revision()
+    for script in db.script_directory().walk_revisions():
+        doc = (script.doc or "").strip().splitlines()[0] if script.doc else ""
+        mark = " (head)" if script.revision == head else ""
+        click.echo(f"{script.revision}{mark}: {doc}")
+
+
+@db_group.command("revision")
+@click.option("-m", "--message", required=True, help="What the revision does (short).")
+@click.option("--autogenerate", is_flag=True,
+              help="Draft operations from the models compared with the database (which must "
+                   "be at head). Always review the draft.")
+@pass_ctx
+def db_revision(obj: AppContext, message: str, autogenerate: bool) -> None:
+    """Write a new revision file, NNNN_slug.py, in voicemap/migrations/versions."""
+    def go():
+        path = db.new_revision(db.engine() if autogenerate else None, message)
+        click.echo(f"wrote {path}")
+    with obj.app.app_context():
+        run(go)
 
 
 @main.command("import")

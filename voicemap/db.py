@@ -1,4 +1,4 @@
-"""Engines and sessions for both backends, SpatiaLite loading, schema creation.
+"""Engines and sessions for both backends, SpatiaLite loading, schema migrations.
 
 One engine per app; one SQLAlchemy ``Session`` per request (``get_session``), closed at
 teardown. The embedded default is a SpatiaLite file; a ``postgresql+psycopg://`` URL selects
@@ -8,19 +8,25 @@ PostGIS.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import click
 from flask import Flask, current_app, g, has_request_context, request
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from . import backends, models
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 # Where SpatiaLite lives: the loader name works wherever the library is on the linker path
 # (Debian/Ubuntu: libsqlite3-mod-spatialite; Homebrew: libspatialite). Override with the
@@ -100,8 +106,10 @@ def _on_sqlite_begin(conn) -> None:
     # waits its turn under the busy timeout. A deferred one that reads first and writes
     # later cannot wait: if another writer committed meanwhile, SQLite refuses the upgrade
     # at once ("database is locked"), which is how imports failed beside uploads.
-    write = conn.get_execution_options().get("voicemap_write", False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+    # ``sqlite_begin`` names the statement outright (the migration's lock is one).
+    options = conn.get_execution_options()
+    default = "BEGIN IMMEDIATE" if options.get("voicemap_write", False) else "BEGIN"
+    conn.exec_driver_sql(options.get("sqlite_begin", default))
 
 
 def make_engine(url: str, *, busy_timeout_ms: int | None = None) -> Engine:
@@ -129,42 +137,211 @@ def make_engine(url: str, *, busy_timeout_ms: int | None = None) -> Engine:
                      "postgresql+psycopg://...")
 
 
-def init_schema(engine: Engine) -> None:
-    """Create the spatial extension's metadata and the tables, if missing (idempotent)."""
-    backend = backends.select(engine)
-    with engine.begin() as conn:
-        backend.setup(conn)
-    models.Base.metadata.create_all(engine)
-    with engine.begin() as conn:
-        _add_missing_columns(conn)
-        backend.create_spatial_index(conn)
+# --- schema migrations (Alembic) ---------------------------------------------------------
+
+# The migration environment lives in the package (voicemap/migrations), so an installed
+# package can migrate its database without an alembic.ini.
+MIGRATIONS_PACKAGE = "voicemap:migrations"
+BASELINE_REVISION = "0001_baseline"
+# The tables of the last release without migrations (e0db993): a database holding them but
+# no alembic_version table was made by that code and is adopted at the baseline.
+BASELINE_TABLES = ("venues", "managers", "manager_venues", "clips")
+# Key of the PostgreSQL advisory lock held around an upgrade (per database): "vmap" in ASCII.
+MIGRATION_LOCK_KEY = 0x766D6170
+# How long an SQLite upgrade waits for another process's write transaction (ms).
+SQLITE_MIGRATION_BUSY_MS = 600_000
 
 
-def _add_missing_columns(conn) -> None:
-    """Add columns that newer versions of the models have and an older file lacks.
+@dataclass
+class UpgradeResult:
+    before: str | None  # the revision found (None: empty, or made before migrations)
+    after: str | None
+    adopted: bool = False  # a database made before migrations, stamped at the baseline
+    added: list[str] = field(default_factory=list)  # columns an adopted database lacked
 
-    The schema only ever grows by nullable or defaulted columns, so this is all the
-    migration it needs so far.
+
+class MigrationError(RuntimeError):
+    """A database that cannot be migrated as it is."""
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """Alembic's configuration, built in code; ``connection`` is what env.py migrates."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", MIGRATIONS_PACKAGE)
+    cfg.set_main_option("path_separator", "os")
+    cfg.set_main_option("file_template", "%%(rev)s")  # readable ids: versions/0002_x.py
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+@lru_cache(maxsize=1)
+def script_directory() -> ScriptDirectory:
+    """The revisions shipped with this package (read once per process)."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config())
+
+
+def head_revision() -> str:
+    head = script_directory().get_current_head()
+    assert head is not None, "no migrations found in voicemap/migrations/versions"
+    return head
+
+
+def known_revisions() -> set[str]:
+    return {script.revision for script in script_directory().walk_revisions()}
+
+
+def current_revision(conn: Connection) -> str | None:
+    """The revision recorded in the database; None when it has none (empty, or older)."""
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+def is_legacy(conn: Connection) -> bool:
+    """Made by voicemap before migrations: voicemap's tables, but no revision recorded."""
+    return current_revision(conn) is None and inspect(conn).has_table("venues")
+
+
+def init_schema(engine: Engine) -> UpgradeResult:
+    """Bring the database to the newest schema: ``upgrade(engine)`` (idempotent)."""
+    return upgrade(engine)
+
+
+def upgrade(engine: Engine, revision: str = "head") -> UpgradeResult:
+    """Migrate the database to ``revision``, one process at a time.
+
+    Creates everything on an empty database; a database made before migrations (voicemap's
+    tables, no ``alembic_version``) is first stamped at the baseline (see ``_adopt_legacy``).
+    Problems Alembic reports (an unknown revision) raise ``MigrationError``. The whole
+    upgrade is one transaction, under a lock that a second process waits for (PostgreSQL:
+    an advisory lock; SQLite: ``BEGIN IMMEDIATE``), after which it finds nothing to do.
     """
+    from alembic import command
+    from alembic.util import CommandError
+
+    try:
+        target = script_directory().get_revision(revision).revision \
+            if revision != "head" else head_revision()
+    except CommandError as exc:
+        raise MigrationError(str(exc)) from None
+    with engine.connect() as conn:
+        before = current_revision(conn)
+        conn.rollback()
+        if before == target:  # the common case: up to date, no lock needed
+            return UpgradeResult(before, before)
+        with _migration_lock(conn):
+            before = current_revision(conn)  # again, now that no one else migrates
+            adopted = before is None and inspect(conn).has_table("venues")
+            added = _adopt_legacy(conn) if adopted else []
+            if adopted or before != target:
+                cfg = alembic_config(conn)
+                try:
+                    if adopted:  # a database made before migrations
+                        command.stamp(cfg, BASELINE_REVISION)
+                    command.upgrade(cfg, target)
+                except CommandError as exc:  # e.g. a revision this code does not know
+                    raise MigrationError(f"cannot upgrade from {before} to {target}: "
+                                         f"{exc}") from None
+            after = current_revision(conn)
+    return UpgradeResult(before, after, adopted, added)
+
+
+def new_revision(engine: Engine | None, message: str) -> Path:
+    """Write the next revision file (id ``NNNN_slug``) and return its path.
+
+    With an engine, its operations are drafted by autogenerate: the models compared with
+    that database, which must be at head.
+    """
+    from alembic import command
+
+    numbers = [int(m.group(1)) for rev in script_directory().walk_revisions()
+               if (m := re.match(r"(\d+)_", rev.revision))]
+    slug = re.sub(r"[^a-z0-9]+", "_", message.lower()).strip("_")
+    # alembic_version.version_num is VARCHAR(32).
+    rev_id = f"{max(numbers, default=0) + 1:04d}_{slug}"[:32].rstrip("_")
+    if engine is None:
+        script = command.revision(alembic_config(), message, rev_id=rev_id)
+    else:
+        with engine.connect() as conn:
+            script = command.revision(alembic_config(conn), message, rev_id=rev_id,
+                                      autogenerate=True)
+    script_directory.cache_clear()
+    assert script is not None and not isinstance(script, list)
+    return Path(script.path)
+
+
+def _adopt_legacy(conn: Connection) -> list[str]:
+    """Ready a database made before migrations for the baseline stamp; what was added.
+
+    It must hold the baseline's tables. Databases from before the last release may lack
+    the two columns that ``_add_missing_columns`` used to add on start-up: they are added
+    as it did (the only change made to an older database); ones the last release made
+    are not touched.
+    """
+    import sqlalchemy as sa
+    from alembic.operations import Operations
+    from alembic.runtime.migration import MigrationContext
+
     inspector = inspect(conn)
-    for table in models.Base.metadata.sorted_tables:
-        present = {c["name"] for c in inspector.get_columns(table.name)}
-        for column in table.columns:
-            if column.name in present:
-                continue
-            if not column.nullable and column.server_default is None:
-                raise RuntimeError(f"cannot add {table.name}.{column.name} to an existing "
-                                   "database: it is required and has no default")
-            ddl = f"ALTER TABLE {table.name} ADD COLUMN {column.name} " + \
-                column.type.compile(conn.dialect)
-            if column.server_default is not None:
-                default = column.server_default.arg
-                if not isinstance(default, str):
-                    default = default.compile(dialect=conn.dialect)
-                ddl += f" DEFAULT {default}"
-                if not column.nullable:
-                    ddl += " NOT NULL"
-            conn.execute(text(ddl))
+    missing = [t for t in BASELINE_TABLES if not inspector.has_table(t)]
+    if missing:
+        raise MigrationError(
+            f"the database has a venues table but no {', '.join(missing)} and no "
+            "alembic_version: it was not made by voicemap, or only in part; refusing to "
+            "migrate it")
+    late = {"managers": sa.Column("session_epoch", sa.Integer, nullable=False,
+                                  server_default="0"),
+            "clips": sa.Column("synthetic", sa.Boolean, nullable=False,
+                               server_default=sa.false())}
+    added = []
+    for table, column in late.items():
+        if column.name not in {c["name"] for c in inspector.get_columns(table)}:
+            Operations(MigrationContext.configure(conn)).add_column(table, column)
+            added.append(f"{table}.{column.name}")
+    return added
+
+
+@contextmanager
+def _migration_lock(conn: Connection) -> Iterator[None]:
+    """Hold the database's migration lock and a transaction, which commits on success.
+
+    PostgreSQL: a session-level advisory lock, taken before the transaction and released
+    after it ends, so the next process sees the committed schema. SQLite: the transaction
+    is ``BEGIN IMMEDIATE`` (the database's one write lock), waited for as long as a
+    migration may take; foreign keys are off meanwhile (batch mode copies and drops
+    tables, which would otherwise cascade) and checked before the commit.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        conn.commit()
+        try:
+            with conn.begin():
+                yield
+        finally:
+            if conn.in_transaction():
+                conn.rollback()
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            conn.commit()
+        return
+    raw = conn.connection.driver_connection
+    raw.execute("PRAGMA foreign_keys = OFF")  # only outside a transaction
+    busy_before = raw.execute("PRAGMA busy_timeout").fetchone()[0]
+    raw.execute(f"PRAGMA busy_timeout = {SQLITE_MIGRATION_BUSY_MS}")
+    try:
+        conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+        with conn.begin():
+            yield
+            problems = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if problems:
+                raise MigrationError(f"the migration broke foreign keys: {problems[:10]}")
+    finally:
+        conn.execution_options(sqlite_begin="BEGIN")
+        raw.execute("PRAGMA foreign_keys = ON")
+        raw.execute(f"PRAGMA busy_timeout = {int(busy_before)}")
 
 
 # --- Flask integration -------------------------------------------------------------------
