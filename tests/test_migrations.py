@@ -315,21 +315,23 @@ def scratch_migrations(tmp_path, monkeypatch) -> Path:
 
 def test_revision_command_writes_the_next_readable_revision(tmp_path, scratch_migrations):
     url = f"sqlite:///{tmp_path / 'scratch.sqlite'}"
+    head = db.head_revision()
+    rev = f"{int(head[:4]) + 1:04d}_managers_contact_e_mail"
     cli(url, "db", "upgrade")
     out = cli(url, "db", "revision", "-m", "Managers: contact e-mail!", "--autogenerate")
-    path = scratch_migrations / "versions" / "0002_managers_contact_e_mail.py"
+    path = scratch_migrations / "versions" / f"{rev}.py"
     assert out.splitlines()[-1] == f"wrote {path}"
     source = path.read_text(encoding="utf-8")
-    assert "revision = '0002_managers_contact_e_mail'" in source
-    assert "down_revision = '0001_baseline'" in source
+    assert f"revision = '{rev}'" in source
+    assert f"down_revision = '{head}'" in source
     assert "batch_op" not in source  # the models and the database agree: nothing to do
     assert cli(url, "db", "history").splitlines()[0] == \
-        "0002_managers_contact_e_mail (head): Managers: contact e-mail!"
-    assert "upgraded from 0001_baseline to 0002_managers_contact_e_mail" in \
+        f"{rev} (head): Managers: contact e-mail!"
+    assert f"upgraded from {head} to {rev}" in \
         cli(url, "db", "upgrade")
-    assert cli(url, "db", "current").strip() == "0002_managers_contact_e_mail (head)"
+    assert cli(url, "db", "current").strip() == f"{rev} (head)"
     long = cli(url, "db", "revision", "-m", "a very long message " * 5).splitlines()[-1]
-    assert long.endswith("/0003_a_very_long_message_a_very.py")  # ids fit VARCHAR(32)
+    assert long.endswith(f"/{int(head[:4]) + 2:04d}_a_very_long_message_a_very.py")  # VARCHAR(32)
 
 
 def test_models_agree_with_the_migrations(backend, tmp_path):
