@@ -342,8 +342,12 @@ def restore(engine: Engine, store: Store, archive: Path) -> dict[str, Any]:
         else:
             _restore_postgres(engine, dump)
     dropped = _drop_withdrawn(engine, manifest.get("withdrawn_during_backup", []))
+    # An archive of an older release comes back at its own revision: bring it to this one.
+    from .db import init_schema
+
+    migrated = init_schema(engine)
     return {"files": restored, "rows": manifest["rows"], "dropped_withdrawn": dropped,
-            "schema": manifest.get("schema")}
+            "schema": manifest.get("schema"), "schema_now": migrated.after}
 
 
 def _require_empty(engine: Engine, store: Store) -> None:
