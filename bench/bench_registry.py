@@ -319,9 +319,9 @@ def wrk(server: Server, script: Path, mode: str, seconds: int) -> dict:
 
 
 def bench_http(servers: dict[str, Server], tmp: Path, seconds: int, tag: str) -> None:
-    """Both endpoints for ``seconds`` each on every server, in the order A B B A (half the
-    time a run), the servers alternating within each, so that the machine's drift during
-    the measurement weighs on all alike."""
+    """Both endpoints on every server for ``seconds`` each, in 2 s runs that alternate
+    endpoint and server (A B B A), so that the machine's drift weighs on all alike. Also the
+    servers' own CPU time per request, which other load on the machine hardly skews."""
     script = tmp / "nearest.lua"
     script.write_text(WRK_LUA)
     fronts = list(servers)
@@ -331,10 +331,16 @@ def bench_http(servers: dict[str, Server], tmp: Path, seconds: int, tag: str) ->
         for mode in ("version", "nearest"):  # warm-up: connections, prepared statements
             wrk(server, script, mode, 2)
     runs: dict[tuple[str, str], list[dict]] = {}
-    half = max(1, seconds // 2)
-    for i, mode in enumerate(("version", "nearest", "nearest", "version")):
-        for front in (fronts if i % 2 == 0 else fronts[::-1]):
-            runs.setdefault((front, mode), []).append(wrk(servers[front], script, mode, half))
+    cpu: dict[tuple[str, str], float] = {}
+    chunk = 2
+    rounds = max(1, seconds // chunk)
+    for i in range(rounds):
+        for mode in (("version", "nearest") if i % 2 == 0 else ("nearest", "version")):
+            for front in (fronts if (i + (mode == "nearest")) % 2 == 0 else fronts[::-1]):
+                server = servers[front]
+                c0 = server.cpu_seconds()
+                runs.setdefault((front, mode), []).append(wrk(server, script, mode, chunk))
+                cpu[front, mode] = cpu.get((front, mode), 0.0) + server.cpu_seconds() - c0
     res = {}
     for key, rs in runs.items():
         res[key] = {
@@ -342,14 +348,16 @@ def bench_http(servers: dict[str, Server], tmp: Path, seconds: int, tag: str) ->
             "rps": sum(r["requests"] for r in rs) / (sum(r["duration_us"] for r in rs) / 1e6),
             "p50_us": statistics.mean(r["p50_us"] for r in rs),
             "p99_us": max(r["p99_us"] for r in rs),
-            "bad": sum(r["errors"] + r["status"] for r in rs)}
+            "bad": sum(r["errors"] + r["status"] for r in rs),
+            "cpu_ms": cpu[key] * 1000 / max(1, sum(r["requests"] for r in rs))}
     for front in fronts:
         for mode, path in (("version", "/api/version"), ("nearest", f"/api/nearest k={K}")):
             r = res[front, mode]
             errors = f", {r['bad']} errors" if r["bad"] else ""
             line = (f"{tag} http  [{servers[front].kind}] {path}: {r['rps']:,.0f} req/s, "
-                    f"median {r['p50_us'] / 1000:.2f} ms, p99 {r['p99_us'] / 1000:.2f} ms "
-                    f"({r['requests']:,} requests in 2 x {half} s{errors})")
+                    f"median {r['p50_us'] / 1000:.2f} ms, p99 {r['p99_us'] / 1000:.2f} ms, "
+                    f"server CPU {r['cpu_ms']:.2f} ms/request ({r['requests']:,} requests in "
+                    f"{rounds} x {chunk} s{errors})")
             if mode == "nearest":
                 ratio = r["rps"] / res[front, "version"]["rps"]
                 line += (f", {ratio:.2f}x /api/version "
@@ -358,10 +366,13 @@ def bench_http(servers: dict[str, Server], tmp: Path, seconds: int, tag: str) ->
     if "direct" in servers and "nginx" in servers:
         ratios = {mode: res["nginx", mode]["rps"] / res["direct", mode]["rps"]
                   for mode in ("version", "nearest")}
+        costs = {mode: res["nginx", mode]["cpu_ms"] / res["direct", mode]["cpu_ms"]
+                 for mode in ("version", "nearest")}
         worst = min(ratios.values())
-        say(f"{tag} http  nginx in front / bare gunicorn, same run: /api/version "
-            f"{ratios['version']:.2f}x, /api/nearest {ratios['nearest']:.2f}x req/s "
-            f"(target >= {TARGET_FRONT_RATIO}x: {met(worst >= TARGET_FRONT_RATIO)})")
+        say(f"{tag} http  nginx in front / bare gunicorn, same run: req/s /api/version "
+            f"{ratios['version']:.2f}x, /api/nearest {ratios['nearest']:.2f}x "
+            f"(target >= {TARGET_FRONT_RATIO}x: {met(worst >= TARGET_FRONT_RATIO)}); server "
+            f"CPU per request {costs['version']:.2f}x, {costs['nearest']:.2f}x")
 
 
 # --- 3. export ---------------------------------------------------------------------------

@@ -74,6 +74,19 @@ class Server:
                           if "gunicorn" in Path(f"/proc/{p}/cmdline").read_text())
         return children(master)
 
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by all of the server's processes (scripts/serve, nginx,
+        gunicorn and its workers): a cost per request that other load on the machine does
+        not skew the way it skews requests/s."""
+        total = 0
+        for pid in descendants(self.proc.pid):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / os.sysconf("SC_CLK_TCK")
+
     def get(self, path: str) -> bytes:
         with urllib.request.urlopen(self.base + path, timeout=60) as r:
             return r.read()
@@ -91,6 +104,13 @@ class Server:
             pass
         self.proc.wait()
         self.log.close()
+
+
+def descendants(pid: int) -> list[int]:
+    found = [pid]
+    for child in children(pid):
+        found += descendants(child)
+    return found
 
 
 def children(pid: int) -> list[int]:
