@@ -133,6 +133,9 @@ def site(tmp_path_factory):
                   "--age", "9", "--transcript", "Welcome to the museum.",
                   "--consent-by", "Parent", "--publish")
         server.wait_ready()
+        for _ in range(2 * WORKERS):  # each worker's first database connection, untimed
+            server.get("/healthz", timeout=30)
+            server.get("/api/nearest?lat=39.9&lon=116.4", timeout=30)
     except BaseException:
         server.stop()
         raise
