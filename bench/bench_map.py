@@ -2,11 +2,13 @@
 """Map page benchmark: what a browser downloads, how fast the server and the page answer.
 
     .venv/bin/python bench/bench_map.py [--sizes 100,10000,100000] [--seconds 5]
+        [--front both|nginx|direct]
 
 For each size N it loads N synthetic venues spread over central Beijing into a SpatiaLite
-file (one transaction, R*Tree built afterwards), starts gunicorn (2 sync workers) on
-loopback, and prints for the real map page (``/``) and, beside it, a naive Folium page with
-one ``folium.Marker`` (and popup) per venue, measured in the same run:
+file (one transaction, R*Tree built afterwards), serves it as scripts/run does (nginx in
+front of gunicorn with 2 sync workers, scripts/serve) on loopback, and prints for the real
+map page (``/``) and, beside it, a naive Folium page with one ``folium.Marker`` (and popup)
+per venue, measured in the same run:
 
   bytes   what headless Chromium fetched from the app: page (HTML + scripts + styles +
           images) and venue data, raw (decoded) and as transferred (gzip where served so)
@@ -18,6 +20,8 @@ one ``folium.Marker`` (and popup) per venue, measured in the same run:
   zoom    ours only: zooming in to 14 on a busy spot until the venues in view are drawn
   rps     requests/s for ``/`` from wrk (1 thread, 8 connections); for the naive page,
           2 workers / render time (it renders per request)
+  front   with --front both (the default): ``/`` requests/s as served and from bare
+          gunicorn (how scripts/run served before nginx), alternating A B B A in one run
 
 At sizes where the naive page would take over ~2 minutes to render (100,000), its figures
 are estimated from the 10,000 run by linear scaling and marked "est.". Tile requests are
@@ -237,13 +241,37 @@ def naive_page(url: str, asset_base: str, asset_version: str) -> str:
 # --- one size ---------------------------------------------------------------------------------
 
 
-def run_size(n: int, seconds: int, browser: Browser, naive_cache: dict) -> None:
+def compare_fronts(server: Server, direct: Server, n: int, seconds: int) -> None:
+    """``/`` requests/s as served (nginx in front) and from bare gunicorn, A B B A."""
+    got: dict[str, list[float]] = {"nginx": [], "direct": []}
+    half = max(1, seconds // 2)
+    for front in ("direct", "nginx", "nginx", "direct"):
+        s = server if front == "nginx" else direct
+        got[front].append(wrk_rps(s.base + "/?lang=zh", half))
+    a, b = statistics.mean(got["nginx"]), statistics.mean(got["direct"])
+    say(f"n={n:<7} front: / rps {a:.0f} {server.kind}, {b:.0f} {direct.kind} "
+        f"(same run, A B B A): {a / b:.2f}x "
+        f"(target >= 0.9x: {'met' if a >= 0.9 * b else 'NOT met'})")
+
+
+def run_size(n: int, seconds: int, browser: Browser, naive_cache: dict,
+             front: str = "nginx") -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f"vm-bench-map-{n}-"))
     t = time.perf_counter()
     url = load(n, tmp / "voicemap.sqlite")
     say(f"n={n:<7} loaded in {time.perf_counter() - t:.1f} s")
-    server = Server(url, tmp)
+    server = Server(url, tmp, direct=front == "direct")
     try:
+        if front == "both":
+            direct = Server(url, tmp, direct=True)
+            try:
+                timed_get(direct.base + "/?lang=zh")
+                timed_get(direct.base + "/?lang=zh")
+                timed_get(server.base + "/?lang=zh")
+                timed_get(server.base + "/?lang=zh")
+                compare_fronts(server, direct, n, seconds)
+            finally:
+                direct.stop()
         home = server.base + "/?lang=zh"
         first = max(timed_get(home), timed_get(home))  # each worker renders once
         times = sorted(timed_get(home) for _ in range(200))
@@ -298,14 +326,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="100,10000,100000")
     parser.add_argument("--seconds", type=int, default=5, help="wrk duration per size")
+    parser.add_argument("--front", choices=("nginx", "direct", "both"), default="both",
+                        help="serve as scripts/run does (nginx in front of gunicorn), with "
+                             "bare gunicorn, or nginx plus a same-run rps comparison with "
+                             "bare gunicorn (default)")
     args = parser.parse_args()
     say(f"# bench_map {dt.datetime.now().isoformat(timespec='seconds')} on "
-        f"{os.cpu_count()} cores; gunicorn 2 sync workers; SpatiaLite; Chromium 1280x800")
+        f"{os.cpu_count()} cores; gunicorn 2 sync workers"
+        f"{' alone' if args.front == 'direct' else ' behind nginx (scripts/serve)'}; "
+        "SpatiaLite; Chromium 1280x800")
     browser = Browser()
     cache: dict = {}
     try:
         for n in (int(s) for s in args.sizes.split(",")):
-            run_size(n, args.seconds, browser, cache)
+            run_size(n, args.seconds, browser, cache, args.front)
     finally:
         browser.close()
     OUT_DIR.mkdir(parents=True, exist_ok=True)

@@ -2,15 +2,17 @@
 """Registry benchmark: nearest-k in the database layer, over HTTP, and the full export.
 
     .venv/bin/python bench/bench_registry.py [--sizes 100,10000,1000000]
-        [--backends spatialite,postgis] [--quick] [--keep]
+        [--backends spatialite,postgis] [--front both|nginx|direct] [--quick] [--keep]
 
 For each backend and size N it loads N synthetic venues spread over central Beijing
 (PostgreSQL COPY / one SQLite transaction, spatial index built afterwards; the registry's
 own upsert is bypassed), then prints one line per figure:
 
   db      ``venues.nearest`` k=10 at random points: median and p99 over 2,000 queries
-  http    gunicorn (sync workers, 2 workers) + wrk: ``/api/version`` (no database) and
-          ``/api/nearest?k=10`` at random points, requests/s, latency, and their ratio
+  http    wrk against the app as scripts/run serves it (nginx in front of gunicorn, 2 sync
+          workers) and, side by side in the same run, bare gunicorn (--front): ``/api/version``
+          (no database) and ``/api/nearest?k=10`` at random points, requests/s, latency,
+          their ratio, and nginx's cost against bare gunicorn
   export  PostGIS only: ``GET /api/venues``, ``voicemap export --format geojson`` and
           ``ogr2ogr -f GeoJSON`` features/s and the client's peak RSS
   check   nearest results against a brute-force geodesic search (pyproj), and the HTTP and
@@ -63,6 +65,7 @@ COLUMNS = ("id", *models.VENUE_FIELDS, "updated_at")
 UPDATED_AT = "2025-01-01 00:00:00+00:00"
 TARGET_DB_MS = 0.5
 TARGET_HTTP_RATIO = 0.5
+TARGET_FRONT_RATIO = 0.9  # nginx in front may cost at most 10% of bare gunicorn's req/s
 TARGET_EXPORT_RATIO = 2.0
 TARGET_RSS_MB = 64
 TIME = "/usr/bin/time"  # GNU time, for a child's own peak RSS
@@ -315,38 +318,61 @@ def wrk(server: Server, script: Path, mode: str, seconds: int) -> dict:
     return res
 
 
-def bench_http(server: Server, tmp: Path, seconds: int, tag: str) -> None:
-    """Both endpoints for ``seconds`` each, in the order A B B A (half the time a run) so
-    that the machine's drift during the measurement weighs on both alike."""
+def bench_http(servers: dict[str, Server], tmp: Path, seconds: int, tag: str) -> None:
+    """Both endpoints on every server for ``seconds`` each, in 2 s runs that alternate
+    endpoint and server (A B B A), so that the machine's drift weighs on all alike. Also the
+    servers' own CPU time per request, which other load on the machine hardly skews."""
     script = tmp / "nearest.lua"
     script.write_text(WRK_LUA)
-    doc = json.loads(server.get(f"/api/nearest?lat=39.9&lon=116.4&k={K}"))
-    assert doc["type"] == "FeatureCollection" and len(doc["features"]) == K, doc
-    for mode in ("version", "nearest"):  # warm-up: connections, prepared statements
-        wrk(server, script, mode, 2)
-    runs: dict[str, list[dict]] = {"version": [], "nearest": []}
-    half = max(1, seconds // 2)
-    for mode in ("version", "nearest", "nearest", "version"):
-        runs[mode].append(wrk(server, script, mode, half))
+    fronts = list(servers)
+    for server in servers.values():
+        doc = json.loads(server.get(f"/api/nearest?lat=39.9&lon=116.4&k={K}"))
+        assert doc["type"] == "FeatureCollection" and len(doc["features"]) == K, doc
+        for mode in ("version", "nearest"):  # warm-up: connections, prepared statements
+            wrk(server, script, mode, 2)
+    runs: dict[tuple[str, str], list[dict]] = {}
+    cpu: dict[tuple[str, str], float] = {}
+    chunk = 2
+    rounds = max(1, seconds // chunk)
+    for i in range(rounds):
+        for mode in (("version", "nearest") if i % 2 == 0 else ("nearest", "version")):
+            for front in (fronts if (i + (mode == "nearest")) % 2 == 0 else fronts[::-1]):
+                server = servers[front]
+                c0 = server.cpu_seconds()
+                runs.setdefault((front, mode), []).append(wrk(server, script, mode, chunk))
+                cpu[front, mode] = cpu.get((front, mode), 0.0) + server.cpu_seconds() - c0
     res = {}
-    for mode, rs in runs.items():
-        res[mode] = {
+    for key, rs in runs.items():
+        res[key] = {
             "requests": sum(r["requests"] for r in rs),
             "rps": sum(r["requests"] for r in rs) / (sum(r["duration_us"] for r in rs) / 1e6),
             "p50_us": statistics.mean(r["p50_us"] for r in rs),
             "p99_us": max(r["p99_us"] for r in rs),
-            "bad": sum(r["errors"] + r["status"] for r in rs)}
-    for mode, path in (("version", "/api/version"), ("nearest", f"/api/nearest k={K}")):
-        r = res[mode]
-        errors = f", {r['bad']} errors" if r["bad"] else ""
-        line = (f"{tag} http  {path}: {r['rps']:,.0f} req/s, median {r['p50_us'] / 1000:.2f} "
-                f"ms, p99 {r['p99_us'] / 1000:.2f} ms ({r['requests']:,} requests in "
-                f"2 x {half} s{errors})")
-        if mode == "nearest":
-            ratio = r["rps"] / res["version"]["rps"]
-            line += (f", {ratio:.2f}x /api/version "
-                     f"(target >= {TARGET_HTTP_RATIO}x: {met(ratio >= TARGET_HTTP_RATIO)})")
-        say(line)
+            "bad": sum(r["errors"] + r["status"] for r in rs),
+            "cpu_ms": cpu[key] * 1000 / max(1, sum(r["requests"] for r in rs))}
+    for front in fronts:
+        for mode, path in (("version", "/api/version"), ("nearest", f"/api/nearest k={K}")):
+            r = res[front, mode]
+            errors = f", {r['bad']} errors" if r["bad"] else ""
+            line = (f"{tag} http  [{servers[front].kind}] {path}: {r['rps']:,.0f} req/s, "
+                    f"median {r['p50_us'] / 1000:.2f} ms, p99 {r['p99_us'] / 1000:.2f} ms, "
+                    f"server CPU {r['cpu_ms']:.2f} ms/request ({r['requests']:,} requests in "
+                    f"{rounds} x {chunk} s{errors})")
+            if mode == "nearest":
+                ratio = r["rps"] / res[front, "version"]["rps"]
+                line += (f", {ratio:.2f}x /api/version "
+                         f"(target >= {TARGET_HTTP_RATIO}x: {met(ratio >= TARGET_HTTP_RATIO)})")
+            say(line)
+    if "direct" in servers and "nginx" in servers:
+        ratios = {mode: res["nginx", mode]["rps"] / res["direct", mode]["rps"]
+                  for mode in ("version", "nearest")}
+        costs = {mode: res["nginx", mode]["cpu_ms"] / res["direct", mode]["cpu_ms"]
+                 for mode in ("version", "nearest")}
+        worst = min(ratios.values())
+        say(f"{tag} http  nginx in front / bare gunicorn, same run: req/s /api/version "
+            f"{ratios['version']:.2f}x, /api/nearest {ratios['nearest']:.2f}x "
+            f"(target >= {TARGET_FRONT_RATIO}x: {met(worst >= TARGET_FRONT_RATIO)}); server "
+            f"CPU per request {costs['version']:.2f}x, {costs['nearest']:.2f}x")
 
 
 # --- 3. export ---------------------------------------------------------------------------
@@ -401,7 +427,7 @@ def bench_export(server: Server, url: str, name: str, reg: Registry, tmp: Path,
     secs, rss = run_measured(["curl", "-sSf", "-o", str(http_out),
                               server.base + "/api/venues"])
     worker = max(vm_hwm_mb(pid) for pid in before)
-    say(f"{tag} export GET /api/venues: {n:,} features in {secs:.2f} s = "
+    say(f"{tag} export [{server.kind}] GET /api/venues: {n:,} features in {secs:.2f} s = "
         f"{n / secs:,.0f} features/s, client (curl) peak RSS {rss:.0f} MB, "
         f"server worker peak RSS {worker:.0f} MB (before {max(before.values()):.0f} MB)")
     http_rate = n / secs
@@ -468,6 +494,9 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true",
                     help="N=100 and 10,000 only, 4 s wrk runs (a smoke check)")
     ap.add_argument("--seconds", type=int, default=None, help="wrk run length (default 10)")
+    ap.add_argument("--front", choices=("nginx", "direct", "both"), default="both",
+                    help="serve as scripts/run does (nginx in front of gunicorn), with bare "
+                         "gunicorn, or both side by side in the same run (default)")
     ap.add_argument("--keep", action="store_true",
                     help="keep the loaded databases and reuse them on the next --keep run")
     args = ap.parse_args()
@@ -476,6 +505,7 @@ def main() -> int:
     for missing in [b for b in names if b not in ("spatialite", "postgis")]:
         ap.error(f"unknown backend {missing!r}")
     seconds = args.seconds or (4 if args.quick else 10)
+    fronts = {"both": ["direct", "nginx"], "nginx": ["nginx"], "direct": ["direct"]}[args.front]
     for tool in ("wrk", "curl", TIME) + (("ogr2ogr",) if "postgis" in names else ()):
         if shutil.which(tool) is None:
             ap.error(f"{tool} is not on PATH")
@@ -483,7 +513,9 @@ def main() -> int:
     started = dt.datetime.now()
     say(f"# voicemap registry benchmark {started:%Y-%m-%d %H:%M}, {versions()}")
     say(f"# venues uniform in {AREA}, random categories; k={K}; wrk -t1 -c8 -d{seconds}s; "
-        "gunicorn --workers 2 --worker-class sync")
+        "gunicorn --workers 2 --worker-class sync"
+        + {"both": ", bare and behind nginx (scripts/serve)", "nginx": " behind nginx "
+           "(scripts/serve)", "direct": " alone"}[args.front])
     tag_id = "keep" if args.keep else str(os.getpid())
     workdir = Path(tempfile.gettempdir()) / "voicemap_bench"
     to_drop: list[tuple[str, object]] = []
@@ -505,13 +537,16 @@ def main() -> int:
                         url = load_spatialite(reg, path, args.keep)
                     say(f"{tag} load  {n:,} venues ready in {time.perf_counter() - t0:.1f} s")
                     bench_db(url, reg, tag)
-                    server = Server(url, tmp)
+                    servers: dict[str, Server] = {}
                     try:
-                        bench_http(server, tmp, seconds, tag)
+                        for front in fronts:
+                            servers[front] = Server(url, tmp, direct=front == "direct")
+                        bench_http(servers, tmp, seconds, tag)
                         if backend == "postgis":
-                            bench_export(server, url, name, reg, tmp, tag)
+                            bench_export(servers[fronts[-1]], url, name, reg, tmp, tag)
                     finally:
-                        server.stop()
+                        for server in servers.values():
+                            server.stop()
     finally:
         if not args.keep:
             for kind, what in to_drop:
