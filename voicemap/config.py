@@ -68,6 +68,8 @@ def defaults(instance_path: str) -> dict[str, Any]:
         # requests through a unix socket count as local.
         "TRUSTED_PROXIES": "127.0.0.1,::1",
         "SQLITE_BUSY_TIMEOUT_MS": 15000,
+        # /metrics answers loopback and trusted proxies, and this bearer token if set.
+        "METRICS_TOKEN": "",
     }
 
 
@@ -90,6 +92,7 @@ def finish(config: dict[str, Any], instance_path: str) -> None:
     config["MAX_CONTENT_LENGTH"] = config["MAX_UPLOAD_BYTES"] + 1024 * 1024
     config["SQLITE_BUSY_TIMEOUT_MS"] = int(config["SQLITE_BUSY_TIMEOUT_MS"])
     config["TRUSTED_PROXIES"] = _names(config["TRUSTED_PROXIES"])
+    config["METRICS_TOKEN"] = str(config.get("METRICS_TOKEN") or "")
     hosts = _names(config["TRUSTED_HOSTS"])
     if not hosts:
         hosts = ["localhost", "127.0.0.1", "::1", "[::1]"]

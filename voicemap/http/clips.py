@@ -8,6 +8,7 @@ from flask import Blueprint, current_app, g, jsonify, request, send_file
 
 from .. import audio, auth, clips, db, venues
 from ..errors import BadRequest, NotFound, PayloadTooLarge
+from ..metrics import timed_upload
 from ..models import Clip
 from ..storage import media_store
 
@@ -74,8 +75,9 @@ def attach_from_request(venue_id: str, manager) -> clips.Clip:
         path = save_upload(upload, work, current_app.config["MAX_UPLOAD_BYTES"])
         if path.stat().st_size == 0:
             raise BadRequest("the file is empty", param="file", code="empty")
-        return clips.attach(session, store, venue_id, path, fields, manager=manager,
-                            limits=limits())
+        with timed_upload():
+            return clips.attach(session, store, venue_id, path, fields, manager=manager,
+                                limits=limits())
 
 
 @bp.post("/api/venues/<venue_id>/clips")
