@@ -97,6 +97,17 @@ class InsufficientStorage(VoicemapError):
     code = "insufficient_storage"
 
 
+class TooManyRequests(VoicemapError):
+    """Over a rate limit (429): ``retry_after`` seconds until the window passes."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int, **kwargs: Any) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)},
+                         retry_after=retry_after, **kwargs)
+
+
 class AudioRejected(VoicemapError):
     """An upload that is not usable audio: not audio, undecodable, too long/short, silent."""
 
