@@ -244,7 +244,8 @@ def test_failure_after_files_are_written_leaves_nothing(app, client, setup, monk
     r = upload(client, setup["alice"], speech(setup["audio"], "g.wav"))
     monkeypatch.undo()
     assert r.status_code == 500 and r.get_json() == {"error": "internal server error",
-                                                     "code": "internal"}
+                                                     "code": "internal",
+                                                     "request_id": r.headers["X-Request-Id"]}
     assert _files_outside_tmp(app) == [] and clip_rows(app) == 0
 
 

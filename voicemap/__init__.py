@@ -18,7 +18,7 @@ WEB_DIR = _HERE.parent / "web" if (_HERE.parent / "web").is_dir() else _HERE / "
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the app: defaults, then VOICEMAP_* environment variables, then ``config``."""
     from . import config as settings
-    from . import db, errors, http, storage
+    from . import db, errors, http, limits, metrics, storage
     from .http import api, clips, manage, pages
 
     app = Flask(__name__, instance_relative_config=True,
@@ -34,6 +34,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     errors.init_app(app)
+    metrics.init_app(app)
+    limits.init_app(app)
     storage.init_app(app)
     http.init_app(app)
     app.register_blueprint(api.bp)

@@ -75,6 +75,16 @@ def defaults(instance_path: str) -> dict[str, Any]:
         # requests through a unix socket count as local.
         "TRUSTED_PROXIES": "127.0.0.1,::1",
         "SQLITE_BUSY_TIMEOUT_MS": 15000,
+        # Rate limits, in Flask-Limiter's syntax ("10/minute", "60 per hour"); counters live
+        # in Redis when REDIS_URL is set (shared by every host), in memory otherwise.
+        "REDIS_URL": "",
+        "RATELIMIT_ENABLED": True,
+        "RATELIMIT_AUTH": "10/minute",  # failed token checks and sign-ins, per address
+        "RATELIMIT_UPLOAD": "60/hour",  # uploads, per manager
+        "RATELIMIT_SUBMIT": "10/hour",  # public submissions, per address
+        "RATELIMIT_KEY_PREFIX": "voicemap",
+        # /metrics answers loopback and trusted proxies, and this bearer token if set.
+        "METRICS_TOKEN": "",
     }
 
 
@@ -97,6 +107,8 @@ def finish(config: dict[str, Any], instance_path: str) -> None:
     config["MAX_CONTENT_LENGTH"] = config["MAX_UPLOAD_BYTES"] + 1024 * 1024
     config["SQLITE_BUSY_TIMEOUT_MS"] = int(config["SQLITE_BUSY_TIMEOUT_MS"])
     config["TRUSTED_PROXIES"] = _names(config["TRUSTED_PROXIES"])
+    config["RATELIMIT_ENABLED"] = _flag(config["RATELIMIT_ENABLED"])
+    config["METRICS_TOKEN"] = str(config.get("METRICS_TOKEN") or "")
     hosts = _names(config["TRUSTED_HOSTS"])
     if not hosts:
         hosts = ["localhost", "127.0.0.1", "::1", "[::1]"]
@@ -111,6 +123,13 @@ def _names(value: Any) -> list[str]:
     """A comma-separated setting (or a list) as a list of stripped, non-empty names."""
     items = value.split(",") if isinstance(value, str) else list(value or [])
     return [str(v).strip() for v in items if str(v).strip()]
+
+
+def _flag(value: Any) -> bool:
+    """A boolean setting: "false", "no", "off", "0" and "" are false."""
+    if isinstance(value, str):
+        return value.strip().lower() not in ("", "0", "false", "no", "off")
+    return bool(value)
 
 
 def tiles(config: dict[str, Any]) -> dict[str, Any]:

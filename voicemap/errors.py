@@ -32,7 +32,7 @@ class VoicemapError(Exception):
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {"error": self.message, "code": self.code}
         body.update(self.details)
-        return body
+        return _with_request_id(body)
 
 
 class BadRequest(VoicemapError):
@@ -97,6 +97,17 @@ class InsufficientStorage(VoicemapError):
     code = "insufficient_storage"
 
 
+class TooManyRequests(VoicemapError):
+    """Over a rate limit (429): ``retry_after`` seconds until the window passes."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int, **kwargs: Any) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)},
+                         retry_after=retry_after, **kwargs)
+
+
 class AudioRejected(VoicemapError):
     """An upload that is not usable audio: not audio, undecodable, too long/short, silent."""
 
@@ -157,6 +168,18 @@ def _raw_driver_error(exc: BaseException) -> bool:
                           for c in type(exc).__mro__)
 
 
+def _with_request_id(body: dict[str, Any]) -> dict[str, Any]:
+    """The body with the request's id added (inside a request), so a report can be matched
+    with the log lines."""
+    from flask import has_request_context
+
+    if has_request_context() and "request_id" not in body:
+        from .http import request_id
+
+        body["request_id"] = request_id()
+    return body
+
+
 def _wants_json() -> bool:
     from flask import request
 
@@ -172,9 +195,11 @@ def init_app(app) -> None:
     from sqlalchemy.exc import DataError
     from werkzeug.exceptions import HTTPException
 
+    from . import metrics
+
     def render(status: int, body: dict[str, Any], headers: dict[str, str] | None = None):
         if _wants_json():
-            response = make_response(jsonify(body), status)
+            response = make_response(jsonify(_with_request_id(body)), status)
         else:
             try:
                 page = render_template("error.html", status=status, message=body["error"])
@@ -191,6 +216,8 @@ def init_app(app) -> None:
             log.exception("internal error: %s", exc.message)
         elif exc.status >= 500:
             log.warning("%s: %s (%s)", exc.status, exc.message, exc.__cause__ or exc)
+        if exc.status == 507:
+            metrics.count_storage_error(exc.__cause__ or exc)
         return render(exc.status, exc.to_dict(), exc.headers)
 
     @app.errorhandler(HTTPException)
@@ -219,6 +246,8 @@ def init_app(app) -> None:
 
     @app.errorhandler(Exception)
     def handle_unexpected(exc: Exception):
+        if isinstance(exc, OSError):
+            metrics.count_storage_error(exc)
         known = translate(exc)
         if known is not None:
             log.warning("%s: %s (%s)", known.status, known.message, exc)

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, request
+import logging
+import re
+import uuid
+
+from flask import Flask, Response, g, has_request_context, request
+
+# An X-Request-Id the front server sends (nginx's $request_id) is kept only if it is this
+# plain: it goes into logs and headers.
+SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+LOG_FORMAT = "[%(asctime)s] %(levelname)s in %(module)s [%(request_id)s]: %(message)s"
 
 
 class TrustedProxies:
     """WSGI middleware: X-Forwarded-For/-Proto/-Host/-Port count only when the peer is a
     trusted proxy (the front server), and are removed otherwise, so a client cannot forge
-    its address or the host the app believes it was asked for."""
+    its address, the host the app believes it was asked for, or its request id."""
 
     def __init__(self, wsgi_app, trusted: list[str]) -> None:
         from werkzeug.middleware.proxy_fix import ProxyFix
@@ -22,17 +31,53 @@ class TrustedProxies:
         # An empty peer is a unix socket, which only processes on this host can reach.
         if peer in self.trusted or peer == "" or peer.startswith("unix:"):
             return self.fixed(environ, start_response)
-        for key in [k for k in environ if k.startswith("HTTP_X_FORWARDED_")]:
+        for key in [k for k in environ
+                    if k.startswith("HTTP_X_FORWARDED_") or k == "HTTP_X_REQUEST_ID"]:
             del environ[key]
         return self.app(environ, start_response)
 
 
+def request_id() -> str:
+    """This request's id: the trusted front server's ``X-Request-Id`` if it is a safe token
+    (TrustedProxies drops it from anyone else), else a new uuid4 hex."""
+    if "request_id" not in g:
+        sent = request.headers.get("X-Request-Id", "")
+        g.request_id = sent if SAFE_REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
+    return g.request_id
+
+
+def _log_request_ids() -> None:
+    """Give every log record a ``request_id`` field ("-" outside a request), so that any
+    formatter can show it; Flask's default handler does."""
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "adds_request_id", False):
+        return
+
+    def factory(*args, **kwargs) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        record.request_id = (g.get("request_id", "-") if has_request_context() else "-")
+        return record
+
+    factory.adds_request_id = True
+    logging.setLogRecordFactory(factory)
+
+
 def init_app(app: Flask) -> None:
-    """Security headers on every response; pages without their own CSP get the map's."""
+    """Request ids; security headers on every response; pages without their own CSP get
+    the map's."""
+    from flask.logging import default_handler
+
     from .. import config, maps
     from ..errors import BadRequest
 
     app.wsgi_app = TrustedProxies(app.wsgi_app, app.config["TRUSTED_PROXIES"])
+    _log_request_ids()
+    if default_handler in app.logger.handlers:
+        default_handler.setFormatter(logging.Formatter(LOG_FORMAT))
+
+    @app.before_request
+    def assign_request_id():
+        request_id()  # early, so that log lines written while handling the request carry it
 
     @app.before_request
     def refuse_nul():
@@ -44,6 +89,7 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def security_headers(resp: Response) -> Response:
+        resp.headers["X-Request-Id"] = request_id()
         resp.headers.setdefault("X-Content-Type-Options", "nosniff")
         resp.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
         if resp.mimetype == "text/html" and "Content-Security-Policy" not in resp.headers:

@@ -8,6 +8,8 @@ from flask import Blueprint, current_app, g, jsonify, request
 
 from .. import audio, auth, clips, db, venues
 from ..errors import BadRequest, NotFound, PayloadTooLarge
+from ..limits import authenticate_limited, count_upload
+from ..metrics import timed_upload
 from ..models import Clip
 from ..storage import media_store
 from .media import send_media
@@ -23,7 +25,7 @@ def current_manager():
     """The manager named by the request's bearer token (or the /manage session), or None."""
     if "manager" not in g:
         token = auth.bearer_token(request.headers.get("Authorization"))
-        g.manager = auth.authenticate(db.get_session(), token) if token else None
+        g.manager = authenticate_limited(db.get_session(), token) if token else None
         if g.manager is None and token:
             auth.require(None)  # a token that is wrong is an error, not anonymity
     return g.manager
@@ -75,13 +77,15 @@ def attach_from_request(venue_id: str, manager) -> clips.Clip:
         path = save_upload(upload, work, current_app.config["MAX_UPLOAD_BYTES"])
         if path.stat().st_size == 0:
             raise BadRequest("the file is empty", param="file", code="empty")
-        return clips.attach(session, store, venue_id, path, fields, manager=manager,
-                            limits=limits())
+        with timed_upload():
+            return clips.attach(session, store, venue_id, path, fields, manager=manager,
+                                limits=limits())
 
 
 @bp.post("/api/venues/<venue_id>/clips")
 def create(venue_id: str):
     manager = auth.require(current_manager())
+    count_upload(manager)
     clip = attach_from_request(venue_id, manager)
     return jsonify(clips.to_dict(clip, private=True)), 201
 

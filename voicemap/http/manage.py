@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 
 from .. import auth, clips, db
 from ..errors import VoicemapError
+from ..limits import authenticate_limited, count_upload
 from ..models import Clip, Manager, Venue
 from ..storage import media_store
 from .clips import attach_from_request
@@ -106,7 +107,7 @@ def index():
 
 @bp.post("/signin")
 def signin():
-    manager = auth.authenticate(db.get_session(), request.form.get("token", "").strip())
+    manager = authenticate_limited(db.get_session(), request.form.get("token", "").strip())
     if manager is None:
         return render_template("manage/signin.html", error="That token is not valid."), 401
     session.clear()  # a fresh session: no fixation
@@ -146,6 +147,7 @@ def venue(venue_id: str):
 def upload(venue_id: str):
     """The upload form and the in-browser recorder both post here."""
     wants_json = request.accept_mimetypes.best == "application/json"
+    count_upload(signed_in())  # over the limit: 429 page (or JSON), not a flash
     try:
         clip = attach_from_request(venue_id, signed_in())
     except VoicemapError as exc:
