@@ -14,6 +14,31 @@ no K-weighting or true peak; a per-sample gain curve and the BS.1770 maths are n
 not used at run time either: it imports ``scipy.signal``, meters a whole float64 copy of the
 signal (~200 MB for 10 minutes at 44.1 kHz) and has no true-peak meter. This meter matches it
 to 0.02 LU; the tests check that, and check the published file with pyloudnorm too.
+
+Why not two ffmpeg passes instead (measured with ``bench/bench_loudness.py``, 2 December 2026,
+on a 2-core VM shared with other jobs, load ~6-8; speech-like phone M4A at -38 LUFS that needs
+~+22 dB; LUFS and dBTP of the published MP3 by ffmpeg's ebur128 with ``peak=true``)::
+
+                       10 s                  60 s                  10 min
+    this module        -16.04 LUFS -1.70     -16.04 LUFS -1.67     -16.04 LUFS -1.67 dBTP
+      (process())      3.2x, 106 MB          14.6x, 117 MB         28.5x, 217 MB
+    loudnorm x2        -16.93 LUFS -1.81     -17.06 LUFS -1.78     -17.04 LUFS -1.65 dBTP
+      (linear=true)    2.8x, 109 MB          5.8x, 109 MB          6.7x, 110 MB
+    volume+alimiter    -17.33 LUFS -1.82     -17.37 LUFS -1.76     -17.36 LUFS -1.73 dBTP
+      (4x rate)        5.0x, 82 MB           10.7x, 82 MB          11.0x, 82 MB
+
+(x real time and peak memory; ours includes the probe, decode, trim, encode and verify that the
+ffmpeg lines do not do.) Targets: -16 +-1 LUFS, <= -1 dBTP, >= 30x real time at 60 s,
+< 256 MB at 10 min. ``loudnorm`` with the measured values and ``linear=true`` can only apply
+one gain if that gain keeps the true peak under its target; a quiet voice with plosives needs
+far more gain than that, so it falls back to its dynamic mode (a compressor, run at 192 kHz):
+slower, ~1 LU short at 60 s and 10 min, and it changes the voice's dynamics. A plain gain
+followed by ``alimiter`` loses what the limiter takes (~1.3 LU): landing on target needs a
+measure-and-correct loop, which is what this module does, on block energies instead of whole
+ffmpeg passes. Neither two-pass variant meets the loudness target at every length, and from
+60 s on both are slower than this whole pipeline, so the hand-written meter and limiter stay.
+(On this loaded VM none of the methods reaches 30x at 60 s; with the machine quieter this
+pipeline ran 60 s in 2.5 s, 24x real time, against 8.5x for a one-pass ``loudnorm``.)
 """
 
 from __future__ import annotations

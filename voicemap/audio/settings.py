@@ -112,7 +112,7 @@ def _run(args: Sequence[str], timeout: float) -> subprocess.CompletedProcess[byt
         raise _undecodable("Reading the audio file took too long; it may be damaged.") from None
 
 
-# --- Messages -------------------------------------------------------------------------------------
+# --- Messages and small helpers -------------------------------------------------------------------
 
 
 def _fmt_duration(seconds: float) -> str:
