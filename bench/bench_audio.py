@@ -10,9 +10,9 @@ concatenated and looped, with a little room noise, at the wrong level) as phone-
   voicemap  ``process()`` in a fresh interpreter: wall time (best of --repeat), real-time
             factor, peak memory = the Python process's VmHWM + the largest ffmpeg/ffprobe
             child's peak RSS (by /usr/bin/time, through VOICEMAP_FFMPEG/VOICEMAP_FFPROBE
-            wrappers; pydub's export runs the same VOICEMAP_FFMPEG, so its encoder is counted),
-            which pipeline step that child was, and the peak RSS of pydub's export (the MP3
-            encoder), then the published file's LUFS / dBTP as ffmpeg's ebur128 measures them
+            wrappers; the MP3 encoder runs the same VOICEMAP_FFMPEG, so it is counted),
+            which pipeline step that child was, and the peak RSS of the MP3 encoder, then
+            the published file's LUFS / dBTP as ffmpeg's ebur128 measures them
   loudnorm  ``ffmpeg -i in -af loudnorm=I=-16:TP=-1.5 -ac 1 -b:a 64k out.mp3`` on the same
             input: the same figures, and its time divided by ours (>1: we are faster)
 
@@ -88,8 +88,8 @@ def step(cmd: str) -> str:
     """Which step of process() an ffmpeg/ffprobe command line (as logged) belongs to."""
     if cmd.split(" ", 1)[0].endswith("ffprobe"):
         return "probe"
-    if " -f wav -i " in cmd and "libmp3lame" in cmd:
-        return "export"  # pydub's AudioSegment.export: its temporary WAV in
+    if "libmp3lame" in cmd:
+        return "encode"  # the MP3 encoder
     if " -f mp3 -i " in cmd:
         return "verify"
     return "decode"
@@ -114,7 +114,7 @@ def run_voicemap(src: Path, work: Path, repeat: int) -> dict:
         info = json.loads(res.stdout.strip().splitlines()[-1])
         kids = children(log)
         info["child_mb"], info["child_step"] = max(kids, default=(None, None))
-        info["export_mb"] = max((mb for mb, s in kids if s == "export"), default=None)
+        info["export_mb"] = max((mb for mb, s in kids if s == "encode"), default=None)
         if best is None or info["wall"] < best["wall"]:
             prev = best or info
             best = dict(info, py_mb=max(prev["py_mb"], info["py_mb"]))
@@ -175,7 +175,7 @@ def fmt_mem(py: float | None, ch: float | None, ch_step: str | None = None,
         return f"peak mem {py:.0f} MB (python only)"
     detail = f" {ch_step}" if ch_step else ""
     if export is not None:
-        detail += f"; pydub export {export:.0f}"
+        detail += f"; encoder {export:.0f}"
     return f"peak mem {py + ch:4.0f} MB (python {py:.0f} + ffmpeg {ch:.0f}{detail})"
 
 
