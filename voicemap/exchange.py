@@ -471,13 +471,14 @@ def _wgs84_wkt() -> str:
 def _frame(features: list[dict[str, Any]], fmt: str):
     import geopandas as gpd
     import pandas as pd
-    from shapely.geometry import Point
+    import shapely
 
-    rows, points = [], []
+    rows, lons, lats = [], [], []
     for feature in features:
         values, lon, lat = _values(feature)
         rows.append(values)
-        points.append(Point(lon, lat))
+        lons.append(lon)
+        lats.append(lat)
     df = pd.DataFrame(rows, columns=list(FIELD_NAMES))
     for f in FIELDS:
         if f.type == "integer" or (f.type == "boolean" and fmt == "shp"):
@@ -489,11 +490,11 @@ def _frame(features: list[dict[str, Any]], fmt: str):
             df[f.name] = df[f.name].astype(object)
     if fmt == "shp":
         df = df.rename(columns=SHAPEFILE_NAMES)
-    return gpd.GeoDataFrame(df, geometry=points, crs="EPSG:4326")
+    return gpd.GeoDataFrame(df, geometry=shapely.points(lons, lats), crs="EPSG:4326")
 
 
 def _write_gdal(features: Iterable[str], path: Path, fmt: str,
-                metadata: dict[str, Any] | None, batch: int = 2000) -> int:
+                metadata: dict[str, Any] | None, batch: int = 5000) -> int:
     import pyogrio
 
     n = 0
