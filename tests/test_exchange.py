@@ -284,3 +284,12 @@ def test_export_streams_gdal_formats_in_batches(app, tmp_path, monkeypatch):
     empty = export(app, tmp_path, "gpkg", name="none", category=["playground"], bbox=(
         116.0, 39.0, 116.01, 39.01))
     assert pyogrio.read_info(empty)["features"] == 0
+
+
+def test_readme_documents_every_field_and_its_shapefile_name():
+    from helpers import ROOT_DATA
+
+    readme = (ROOT_DATA.parent.parent / "README.md").read_text(encoding="utf-8")
+    for f in exchange.FIELDS:
+        assert f"| `{f.name}` | {f.type} | {f.unit} | " in readme, f.name
+        assert f"| `{f.shapefile_name}` | {f.meaning} |" in readme, f.name

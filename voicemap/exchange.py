@@ -65,7 +65,8 @@ FIELDS = (
     Field("address_zh", "text", "street address in Chinese"),
     Field("address_en", "text", "street address in English"),
     Field("website", "text", "official website (http or https URL)"),
-    Field("opening_hours", "text", "opening hours as published by the venue", shp="hours"),
+    Field("opening_hours", "text", "opening hours, free text (e.g. Tue-Sun 09:00-17:00)",
+          shp="hours"),
     Field("description_zh", "text", "short description in Chinese", shp="desc_zh"),
     Field("description_en", "text", "short description in English", shp="desc_en"),
     Field("min_age", "integer", "youngest age the venue suits", unit="years"),
@@ -78,8 +79,7 @@ FIELDS = (
 )
 # Where the venue is: the GeoJSON geometry, the GeoPackage and Shapefile point, and in CSV
 # the ``lon``/``lat`` columns and the same point as ``WKT`` (which GDAL reads by itself).
-GEOMETRY = Field("geometry", "Point", "where the venue is (its main entrance or centre)",
-                 unit="degrees", datum=DATUM)
+GEOMETRY = Field("geometry", "Point", "where the venue is", unit="degrees", datum=DATUM)
 FIELD_NAMES = tuple(f.name for f in FIELDS)
 CSV_GEOMETRY = ("lon", "lat", "WKT")
 # Shapefile field names stop at 10 characters: these are written and read back.
