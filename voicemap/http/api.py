@@ -145,10 +145,11 @@ MIMETYPES = {"gpkg": "application/geopackage+sqlite3", "csv": "text/csv",
 
 
 def download(conn, fmt: str, licence: str | None, **filters) -> Response:
-    """The venues written through GDAL to a temporary file, then streamed from it.
+    """The venues written to a temporary file (GeoPackage and Shapefile through GDAL, in
+    batches), then streamed from it: the registry is never held in memory.
 
     The file is unlinked as soon as it is open, so nothing is left behind however the
-    response ends, and the registry is never held in memory.
+    response ends.
     """
     with tempfile.TemporaryDirectory(prefix="voicemap-download-") as tmp:
         path = exchange.export_file(venues.iter_features(conn, **filters), fmt, tmp,
