@@ -3,20 +3,42 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import sqlite3
+import stat
+import subprocess
+from datetime import UTC, datetime
 
 import pyogrio
 import pytest
-from helpers import feature, load, random_features, write
-from sqlalchemy import text
+from helpers import feature, load, published_clip, random_features, write
+from sqlalchemy import func, select, text
 
 from voicemap import db, exchange, geo, venues
 from voicemap.config import BEIJING_SERVICE_AREA
 from voicemap.errors import BadRequest, ImportRejected
+from voicemap.models import VENUE_FIELDS, Venue
 
 
 def registry(app) -> dict[str, dict]:
     with app.app_context(), db.engine().connect() as conn:
         return {f["id"]: f for f in map(json.loads, venues.iter_features(conn))}
+
+
+def ogrinfo(*args) -> subprocess.CompletedProcess:
+    """The system's own ogrinfo (Debian 12: GDAL 3.6), with no open options."""
+    if shutil.which("ogrinfo") is None:
+        pytest.skip("ogrinfo (gdal-bin) is not installed; scripts/test installs it")
+    return subprocess.run(["ogrinfo", "-ro", *args], capture_output=True, text=True, check=True)
+
+
+def export(app, tmp_path, fmt, name="export", **filters):
+    out = tmp_path / f"{name}{exchange.SUFFIXES[fmt]}"
+    with app.app_context(), db.engine().connect() as conn:
+        metadata = venues.dictionary(conn)
+        exchange.write(venues.iter_features(conn, **filters), out, fmt, metadata)
+    return out
 
 
 def do_import(app, path, **kwargs):
@@ -138,13 +160,20 @@ def test_export_then_import_gives_back_the_same_registry(app, tmp_path, fmt):
     assert registry(app) == original
 
 
-def test_geojson_export_is_rfc7946(app, tmp_path):
+def test_geojson_export_is_rfc7946_with_the_dictionary_as_a_foreign_member(app, tmp_path):
     load(app, random_features(5))
-    out = tmp_path / "out.geojson"
-    with app.app_context(), db.engine().connect() as conn:
-        exchange.write(venues.iter_features(conn), out, "geojson")
+    out = export(app, tmp_path, "geojson")
     doc = json.loads(out.read_text(encoding="utf-8"))
-    assert doc["type"] == "FeatureCollection" and "crs" not in doc
+    assert list(doc)[:2] == ["type", "features"] and doc["type"] == "FeatureCollection"
+    assert "crs" not in doc and len(doc["features"]) == 5
+    meta = doc["metadata"]
+    assert [f["name"] for f in meta["fields"]] == [*exchange.FIELD_NAMES, "geometry"]
+    with app.app_context(), db.engine().connect() as conn:
+        last = conn.execute(select(func.max(Venue.updated_at))).scalar_one()
+    last = last.replace(tzinfo=UTC) if last.tzinfo is None else last
+    assert meta["updated"].endswith("Z")
+    assert datetime.fromisoformat(meta["updated"]) == last.replace(microsecond=0)
+    assert meta["licence"] and all(f["licence"] for f in meta["fields"])
     for f in doc["features"]:
         lon, lat = f["geometry"]["coordinates"]
         assert 115 < lon < 118 and 39 < lat < 42  # longitude first
@@ -163,3 +192,104 @@ def test_failed_export_leaves_no_file(app, tmp_path):
         exchange.write(broken(), out, "geojson")
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".export-")]
+
+
+def test_dictionary_has_one_entry_for_every_exported_field():
+    assert set(exchange.FIELD_NAMES) == {"id", *VENUE_FIELDS, "clip_count"}
+    assert len(set(exchange.FIELD_NAMES)) == len(exchange.FIELDS)
+    shp = [f.shapefile_name for f in exchange.FIELDS]
+    assert len(set(shp)) == len(shp) and all(len(name) <= 10 for name in shp)
+    for f in exchange.FIELDS:
+        assert f.meaning and f.type in ("text", "integer", "boolean", "real")
+
+
+def fields_of(path, fmt) -> set[str]:
+    """The attribute fields GDAL sees in an exported file, under their full names."""
+    names = set(pyogrio.read_info(path)["fields"])
+    if fmt == "shp":
+        names = {exchange.FROM_SHAPEFILE.get(n, n) for n in names}
+    if fmt == "csv":
+        names -= set(exchange.CSV_GEOMETRY)
+    return names
+
+
+def test_every_format_carries_the_same_fields_and_clip_count(app, tmp_path):
+    load(app, random_features(12))
+    published_clip(app, "v00003", directory=tmp_path / "audio")
+    for fmt in exchange.FORMATS:
+        out = export(app, tmp_path, fmt)
+        assert fields_of(out, fmt) == set(exchange.FIELD_NAMES), fmt
+        df = pyogrio.read_dataframe(out)
+        counts = dict(zip(df["id"], df["clip_count"].astype(int), strict=True))
+        assert counts["v00003"] == 1 and sum(counts.values()) == 1, fmt
+
+
+def test_every_written_file_is_0644_whatever_the_umask(app, tmp_path):
+    load(app, random_features(3))
+    old = os.umask(0o077)
+    try:
+        for fmt in exchange.FORMATS:
+            export(app, tmp_path / fmt, fmt)
+    finally:
+        os.umask(old)
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert {p.suffix for p in written} >= {".geojson", ".gpkg", ".csv", ".csvt", ".prj", ".shp",
+                                           ".shx", ".dbf", ".cpg"}
+    for path in written:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path.name
+
+
+def test_csv_opens_in_excel_pandas_and_gdal_without_options(app, tmp_path):
+    import pandas as pd
+
+    load(app, random_features(20) + [feature("cn", 116.4, 39.9, name_zh="首都博物馆")])
+    out = export(app, tmp_path, "csv")
+    assert out.read_bytes().startswith(b"\xef\xbb\xbfid,lon,lat,")  # UTF-8 with a BOM
+    df = pd.read_csv(out, encoding="utf-8-sig")
+    assert list(df.columns[:3]) == ["id", "lon", "lat"] and len(df) == 21
+    assert df.set_index("id").loc["cn", "name_zh"] == "首都博物馆"
+    info = ogrinfo("-al", "-so", str(out))
+    assert "Geometry: Point" in info.stdout and "Feature Count: 21" in info.stdout
+    assert "WGS 84" in info.stdout and "Warning" not in info.stderr
+    # Alone (as downloaded), GDAL still reads the WKT column as each feature's Point.
+    out.with_suffix(".csvt").unlink()
+    out.with_suffix(".prj").unlink()
+    alone = ogrinfo("-al", str(out))
+    assert "Feature Count: 21" in alone.stdout
+    assert alone.stdout.count("  POINT (") == 21 and "Warning" not in alone.stderr
+
+
+def test_geopackage_is_version_1_3_silent_in_gdal_36_with_metadata(app, tmp_path):
+    load(app, random_features(7))
+    out = export(app, tmp_path, "gpkg")
+    with sqlite3.connect(out) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 10300
+    info = ogrinfo("-al", "-so", str(out))
+    assert info.stderr.strip() == "" and "Warning" not in info.stderr
+    assert "Geometry: Point" in info.stdout and "Feature Count: 7" in info.stdout
+    assert "LICENCE=" in info.stdout and "UPDATED=20" in info.stdout
+    meta = pyogrio.read_info(out, layer="venues")["layer_metadata"]
+    doc = json.loads(meta["DATA_DICTIONARY"])
+    assert [f["name"] for f in doc["fields"]] == [*exchange.FIELD_NAMES, "geometry"]
+    assert meta["UPDATED"] == doc["updated"]
+
+
+def test_export_streams_gdal_formats_in_batches(app, tmp_path, monkeypatch):
+    load(app, random_features(45))
+    real = exchange._batches
+    monkeypatch.setattr(exchange, "_batches", lambda features, size: real(features, 10))
+    for fmt in ("gpkg", "shp"):
+        out = export(app, tmp_path, fmt)
+        assert pyogrio.read_info(out)["features"] == 45
+    empty = export(app, tmp_path, "gpkg", name="none", category=["playground"], bbox=(
+        116.0, 39.0, 116.01, 39.01))
+    assert pyogrio.read_info(empty)["features"] == 0
+
+
+def test_readme_documents_every_field_and_its_shapefile_name():
+    from helpers import ROOT_DATA
+
+    readme = (ROOT_DATA.parent.parent / "README.md").read_text(encoding="utf-8")
+    for f in exchange.FIELDS:
+        assert f"| `{f.name}` | {f.type} | {f.unit} | " in readme, f.name
+        assert f"| `{f.shapefile_name}` | {f.meaning} |" in readme, f.name

@@ -207,16 +207,20 @@ def import_(obj: AppContext, path: Path, datum: str, skip_invalid: bool) -> None
               required=True, help="File to write ('-' for standard output, GeoJSON only).")
 @pass_ctx
 def export(obj: AppContext, fmt: str, category: tuple[str, ...], output: Path) -> None:
-    """Export the registry (WGS-84) as GeoJSON, GeoPackage, CSV or Shapefile."""
+    """Export the registry (WGS-84) as GeoJSON, GeoPackage, CSV or Shapefile.
+
+    Every format carries the same fields and the data dictionary (README); files are 0644.
+    """
     def go():
         with obj.app.app_context(), db.engine().connect() as conn:
+            metadata = venues.dictionary(conn, obj.app.config.get("DATA_LICENCE"))
             features = venues.iter_features(conn, category=category)
             if str(output) == "-":
                 if fmt != "geojson":
                     raise click.UsageError("only GeoJSON can be written to standard output")
-                n = exchange.write_geojson(features, sys.stdout)
+                n = exchange.write_geojson(features, sys.stdout, metadata)
             else:
-                n = exchange.write(features, output, fmt)
+                n = exchange.write(features, output, fmt, metadata)
         click.echo(f"exported {n} venues to {output}", err=str(output) == "-")
     run(go)
 

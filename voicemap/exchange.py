@@ -27,10 +27,63 @@ SUFFIXES = {"geojson": ".geojson", "gpkg": ".gpkg", "csv": ".csv", "shp": ".shp"
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 REQUIRED = ("name_zh", "name_en", "category")
 MAX_TEXT = 2000
+# The registry's licence, as published in the data dictionary; a field may name its own.
+LICENCE = "not yet stated by the publisher (set VOICEMAP_DATA_LICENCE)"
+DATUM = "WGS 84 (EPSG:4326), longitude first"
+# Every file written is readable by all, like any published data set (mkstemp makes 0600).
+FILE_MODE = 0o644
+# GeoPackage 1.3: the newest that Debian 12's GDAL (3.6) reads without a warning; the
+# GDAL in pyogrio's wheel would write 1.4 by default.
+GPKG_VERSION = "1.3"
+
+
+@dataclass(frozen=True)
+class Field:
+    """One exported field: the data dictionary's entry for it."""
+
+    name: str
+    type: str  # text, integer, boolean, real or Point
+    meaning: str
+    unit: str = ""
+    datum: str = ""
+    shp: str = ""  # the Shapefile name, where ``name`` is longer than 10 characters
+    licence: str = ""  # where it differs from the registry's
+
+    @property
+    def shapefile_name(self) -> str:
+        return self.shp or self.name
+
+
+# The fields every export carries, in order. Adding a field to the exports is one entry
+# here (the registry's own columns are in ``models``; a test checks the two agree).
+FIELDS = (
+    Field("id", "text", "stable identifier: lowercase letters, digits and hyphens"),
+    Field("name_zh", "text", "name in Chinese"),
+    Field("name_en", "text", "name in English"),
+    Field("category", "text", f"one of the nine categories: {', '.join(categories.IDS)}"),
+    Field("district", "text", "Beijing district, in English"),
+    Field("address_zh", "text", "street address in Chinese"),
+    Field("address_en", "text", "street address in English"),
+    Field("website", "text", "official website (http or https URL)"),
+    Field("opening_hours", "text", "opening hours, free text (e.g. Tue-Sun 09:00-17:00)",
+          shp="hours"),
+    Field("description_zh", "text", "short description in Chinese", shp="desc_zh"),
+    Field("description_en", "text", "short description in English", shp="desc_en"),
+    Field("min_age", "integer", "youngest age the venue suits", unit="years"),
+    Field("max_age", "integer", "oldest age the venue suits", unit="years"),
+    Field("step_free", "boolean", "step-free access for wheelchairs and prams"),
+    Field("stroller_friendly", "boolean", "easy to visit with a stroller", shp="stroller"),
+    Field("baby_care_room", "boolean", "has a baby-care (nursing and changing) room",
+          shp="baby_care"),
+    Field("clip_count", "integer", "published child-narrated voice guides", unit="clips"),
+)
+# Where the venue is: the GeoJSON geometry, the GeoPackage and Shapefile point, and in CSV
+# the ``lon``/``lat`` columns and the same point as ``WKT`` (which GDAL reads by itself).
+GEOMETRY = Field("geometry", "Point", "where the venue is", unit="degrees", datum=DATUM)
+FIELD_NAMES = tuple(f.name for f in FIELDS)
+CSV_GEOMETRY = ("lon", "lat", "WKT")
 # Shapefile field names stop at 10 characters: these are written and read back.
-SHAPEFILE_NAMES = {"opening_hours": "hours", "stroller_friendly": "stroller",
-                   "baby_care_room": "baby_care", "description_zh": "desc_zh",
-                   "description_en": "desc_en"}
+SHAPEFILE_NAMES = {f.name: f.shp for f in FIELDS if f.shp}
 FROM_SHAPEFILE = {v: k for k, v in SHAPEFILE_NAMES.items()}
 LON_NAMES = ("lon", "lng", "longitude", "x")
 LAT_NAMES = ("lat", "latitude", "y")
@@ -279,20 +332,43 @@ def _coerce(name: str, value: Any) -> Any:
 # --- writing -----------------------------------------------------------------------------
 
 
-def write_geojson(features: Iterable[str], out) -> int:
+def dictionary(updated: str | None, licence: str = LICENCE) -> dict[str, Any]:
+    """The data dictionary served with every export: each field's type, unit, datum, meaning
+    and licence, and when the registry last changed (``updated``, ISO 8601 UTC)."""
+    fields = [{"name": f.name, "type": f.type, "unit": f.unit or None, "datum": f.datum or None,
+               "meaning": f.meaning, "licence": f.licence or licence}
+              for f in (*FIELDS, GEOMETRY)]
+    return {"title": "voicemap: child-friendly venues of Beijing", "licence": licence,
+            "datum": DATUM, "updated": updated, "fields": fields,
+            "shapefile_names": SHAPEFILE_NAMES}
+
+
+def _head() -> str:
+    return '{"type": "FeatureCollection", "features": [\n'
+
+
+def _tail(metadata: dict[str, Any] | None) -> str:
+    # A foreign member (RFC 7946, section 6.1) after the features, so they still stream first.
+    if metadata is None:
+        return "\n]}\n"
+    return '\n], "metadata": ' + json.dumps(metadata, ensure_ascii=False) + "}\n"
+
+
+def write_geojson(features: Iterable[str], out, metadata: dict[str, Any] | None = None) -> int:
     """Write Feature texts as one RFC 7946 FeatureCollection to a text stream; return count."""
     n = 0
-    out.write('{"type": "FeatureCollection", "features": [\n')
+    out.write(_head())
     for text in features:
         out.write(text if n == 0 else ",\n" + text)
         n += 1
-    out.write("\n]}\n")
+    out.write(_tail(metadata))
     return n
 
 
-def collection_chunks(features: Iterable[str], batch: int = 500) -> Iterator[str]:
+def collection_chunks(features: Iterable[str], batch: int = 500,
+                      metadata: dict[str, Any] | None = None) -> Iterator[str]:
     """The same FeatureCollection as ``write_geojson``, as a stream of text chunks."""
-    yield '{"type": "FeatureCollection", "features": [\n'
+    yield _head()
     chunk: list[str] = []
     first = True
     for text in features:
@@ -302,66 +378,167 @@ def collection_chunks(features: Iterable[str], batch: int = 500) -> Iterator[str
             first, chunk = False, []
     if chunk:
         yield ("" if first else ",\n") + ",\n".join(chunk)
-    yield "\n]}\n"
+    yield _tail(metadata)
 
 
-def write(features: Iterable[str], path: str | Path, fmt: str) -> int:
-    """Write Feature texts to ``path`` in ``fmt`` atomically (temp file, then rename).
+def write(features: Iterable[str], path: str | Path, fmt: str,
+          metadata: dict[str, Any] | None = None) -> int:
+    """Write Feature texts to ``path`` in ``fmt`` atomically (temp files, then rename).
 
-    GeoJSON is streamed; other formats go through geopandas. Returns the feature count.
+    Streamed: GeoJSON and CSV row by row, GeoPackage and Shapefile in batches through GDAL,
+    so memory does not grow with the registry. Every file written (a Shapefile's sidecars,
+    a CSV's ``.csvt`` and ``.prj``) is mode 0644. ``metadata`` (the data dictionary) goes
+    into GeoJSON as a foreign member and into GeoPackage as GDAL metadata. Returns the
+    feature count.
     """
     if fmt not in FORMATS:
         raise BadRequest(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "geojson":
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".export-", suffix=".geojson")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                n = write_geojson(features, out)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return n
-    return _write_gdal([json.loads(f) for f in features], path, fmt)
-
-
-def _write_gdal(features: list[dict[str, Any]], path: Path, fmt: str) -> int:
-    import geopandas as gpd
-    import pandas as pd
-    from shapely.geometry import Point
-
-    columns = ["id", *VENUE_FIELDS]
-    rows = [{k: f["properties"].get(k) for k in columns} for f in features]
-    df = pd.DataFrame(rows, columns=columns)
-    for name in VENUE_INT_FIELDS:
-        df[name] = df[name].astype("Int64")
-    for name in VENUE_BOOL_FIELDS:
-        df[name] = df[name].astype("boolean")
-    lons = [f["geometry"]["coordinates"][0] for f in features]
-    lats = [f["geometry"]["coordinates"][1] for f in features]
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".export-") as tmpdir:
         tmp = Path(tmpdir) / path.name
-        if fmt == "csv":
-            df.insert(1, "lon", lons)
-            df.insert(2, "lat", lats)
-            df.to_csv(tmp, index=False, float_format="%.7f")
+        if fmt == "geojson":
+            with tmp.open("w", encoding="utf-8") as out:
+                n = write_geojson(features, out, metadata)
+        elif fmt == "csv":
+            n = _write_csv(features, tmp)
         else:
-            if fmt == "shp":
-                df = df.rename(columns=SHAPEFILE_NAMES)
-                for name in VENUE_BOOL_FIELDS:  # Shapefiles have no nullable boolean
-                    short = SHAPEFILE_NAMES.get(name, name)
-                    df[short] = df[short].astype("Int64")
-            geometry = [Point(x, y) for x, y in zip(lons, lats, strict=True)]
-            gdf = gpd.GeoDataFrame(df, geometry=geometry, crs="EPSG:4326")
-            driver = {"gpkg": "GPKG", "shp": "ESRI Shapefile"}[fmt]
-            options = {"ENCODING": "UTF-8"} if fmt == "shp" else {}
-            gdf.to_file(tmp, driver=driver, engine="pyogrio", layer="venues"
-                        if fmt == "gpkg" else None, **options)
-        # Move every file the driver wrote (a Shapefile is several) next to the target.
-        for part in Path(tmpdir).iterdir():
+            n = _write_gdal(features, tmp, fmt, metadata)
+        # Move every file written (a Shapefile is several) next to the target.
+        for part in sorted(Path(tmpdir).iterdir()):
+            os.chmod(part, FILE_MODE)
+            with part.open("rb") as fh:
+                os.fsync(fh.fileno())
             os.replace(part, path.parent / (path.stem + part.suffix))
-    return len(features)
+    return n
+
+
+def _batches(features: Iterable[str], size: int) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for text in features:
+        batch.append(json.loads(text))
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    yield batch  # the last, perhaps empty: an empty registry still gets its layer
+
+
+def _values(feature: dict[str, Any]) -> tuple[dict[str, Any], float, float]:
+    props = feature["properties"]
+    lon, lat = feature["geometry"]["coordinates"][:2]
+    return {name: props.get(name) for name in FIELD_NAMES}, lon, lat
+
+
+def _csv_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _write_csv(features: Iterable[str], path: Path) -> int:
+    """UTF-8 with a byte-order mark (Excel on Chinese Windows reads it as UTF-8), ``lon`` and
+    ``lat`` columns (our import, pandas) and ``WKT`` (GDAL reads it as the geometry); the
+    ``.csvt`` and ``.prj`` beside it make GDAL see typed columns, Points and WGS 84."""
+    import csv
+
+    header = ["id", *CSV_GEOMETRY[:2], *FIELD_NAMES[1:], CSV_GEOMETRY[2]]
+    n = 0
+    with path.open("w", encoding="utf-8-sig", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(header)
+        for text in features:
+            values, lon, lat = _values(json.loads(text))
+            x, y = f"{lon:.7f}", f"{lat:.7f}"
+            writer.writerow([values["id"], x, y, *(_csv_text(values[k]) for k in FIELD_NAMES[1:]),
+                             f"POINT ({x} {y})"])
+            n += 1
+    csvt = {"lon": "CoordX", "lat": "CoordY", "integer": "Integer"}
+    kinds = {f.name: f.type for f in FIELDS}
+    types = [csvt.get(name) or csvt.get(kinds.get(name, ""), "String") for name in header]
+    path.with_suffix(".csvt").write_text(",".join(f'"{t}"' for t in types) + "\n")
+    path.with_suffix(".prj").write_text(_wgs84_wkt())
+    return n
+
+
+def _wgs84_wkt() -> str:
+    from pyproj import CRS
+
+    return CRS.from_epsg(4326).to_wkt("WKT1_ESRI")
+
+
+def _frame(features: list[dict[str, Any]], fmt: str):
+    import geopandas as gpd
+    import pandas as pd
+    import shapely
+
+    rows, lons, lats = [], [], []
+    for feature in features:
+        values, lon, lat = _values(feature)
+        rows.append(values)
+        lons.append(lon)
+        lats.append(lat)
+    df = pd.DataFrame(rows, columns=list(FIELD_NAMES))
+    for f in FIELDS:
+        if f.type == "integer" or (f.type == "boolean" and fmt == "shp"):
+            # Shapefiles have no boolean: 1, 0 or empty.
+            df[f.name] = df[f.name].astype("Int64")
+        elif f.type == "boolean":
+            df[f.name] = df[f.name].astype("boolean")
+        else:
+            df[f.name] = df[f.name].astype(object)
+    if fmt == "shp":
+        df = df.rename(columns=SHAPEFILE_NAMES)
+    return gpd.GeoDataFrame(df, geometry=shapely.points(lons, lats), crs="EPSG:4326")
+
+
+def _write_gdal(features: Iterable[str], path: Path, fmt: str,
+                metadata: dict[str, Any] | None, batch: int = 5000) -> int:
+    import pyogrio
+
+    n = 0
+    for i, chunk in enumerate(_batches(features, batch)):
+        if i > 0 and not chunk:
+            break
+        options: dict[str, Any] = {"driver": {"gpkg": "GPKG", "shp": "ESRI Shapefile"}[fmt],
+                                   "geometry_type": "Point", "append": i > 0}
+        if fmt == "gpkg":
+            options["layer"] = "venues"
+            if i == 0:
+                options["dataset_options"] = {"VERSION": GPKG_VERSION}
+                if metadata is not None:
+                    options["layer_metadata"] = gdal_metadata(metadata)
+        else:
+            options["layer_options"] = {"ENCODING": "UTF-8"}
+        pyogrio.write_dataframe(_frame(chunk, fmt), path, **options)
+        n += len(chunk)
+    return n
+
+
+def gdal_metadata(metadata: dict[str, Any]) -> dict[str, str]:
+    """The data dictionary as GDAL metadata items (a GeoPackage keeps them in gpkg_metadata)."""
+    return {"IDENTIFIER": "voicemap venues", "DESCRIPTION": metadata["title"],
+            "LICENCE": metadata["licence"], "DATUM": metadata["datum"],
+            "UPDATED": metadata["updated"] or "",
+            "DATA_DICTIONARY": json.dumps(metadata, ensure_ascii=False)}
+
+
+def export_file(features: Iterable[str], fmt: str, directory: str | Path,
+                metadata: dict[str, Any] | None = None, name: str = "voicemap-venues") -> Path:
+    """One file to download: ``directory/name.<ext>``, a Shapefile as a .zip of its parts."""
+    import zipfile
+
+    directory = Path(directory)
+    if fmt != "shp":
+        path = directory / f"{name}{SUFFIXES[fmt]}"
+        write(features, path, fmt, metadata)
+        return path
+    parts = directory / "parts"
+    write(features, parts / f"{name}.shp", fmt, metadata)
+    path = directory / f"{name}.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for part in sorted(parts.iterdir()):
+            zf.write(part, part.name)
+    os.chmod(path, FILE_MODE)
+    return path

@@ -6,6 +6,7 @@ import json
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +142,17 @@ def category_counts(session: Session) -> list[dict[str, Any]]:
         .group_by(Venue.category)).all())
     return [{**c.to_dict(), "count": counts.get(c.id, 0), "voiced": voiced.get(c.id, 0)}
             for c in categories.CATEGORIES]
+
+
+def dictionary(session: Session | Connection, licence: str | None = None) -> dict[str, Any]:
+    """The exports' data dictionary, with the registry's last change (max ``updated_at``)."""
+    last = _connection(session).execute(select(func.max(Venue.updated_at))).scalar_one()
+    if isinstance(last, str):  # SQLite may hand back the stored text
+        last = datetime.fromisoformat(last)
+    if last is not None:
+        last = last.replace(tzinfo=UTC) if last.tzinfo is None else last.astimezone(UTC)
+    updated = last.isoformat(timespec="seconds").replace("+00:00", "Z") if last else None
+    return exchange.dictionary(updated, licence or exchange.LICENCE)
 
 
 def count(session: Session) -> int:

@@ -5,10 +5,14 @@ from __future__ import annotations
 import errno
 import itertools
 import math
+import os
+import tempfile
 from collections.abc import Iterator
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
 from sqlalchemy import text
+from werkzeug.exceptions import HTTPException
+from werkzeug.wsgi import wrap_file
 
 from .. import config, db, exchange, venues
 from ..errors import BadRequest
@@ -17,6 +21,36 @@ from ..storage import media_store
 bp = Blueprint("api", __name__)
 
 GEOJSON = "application/geo+json"
+
+
+# The public read-only endpoints that other sites' scripts may call (CORS). Nothing that
+# takes a token or writes is here, and credentials are never allowed: a cross-site request
+# can read only what anyone can.
+PUBLIC = frozenset({"api.venue_list", "api.venue_detail", "api.nearest", "api.category_list",
+                    "clips.venue_clips", "pages.map_venues"})
+PREFLIGHT = {"Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
+             "Access-Control-Allow-Headers": "Accept, Accept-Language, If-None-Match",
+             "Access-Control-Max-Age": "86400"}
+
+
+@bp.after_app_request
+def cors(response: Response) -> Response:
+    """``Access-Control-Allow-Origin: *`` on public GETs under /api/, and their preflights."""
+    if not request.path.startswith("/api/") or "Authorization" in request.headers:
+        return response
+    try:
+        endpoint, _ = current_app.url_map.bind_to_environ(request.environ).match(method="GET")
+    except HTTPException:
+        return response
+    if endpoint not in PUBLIC or request.method not in ("GET", "HEAD", "OPTIONS"):
+        return response
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers["Access-Control-Expose-Headers"] = "Content-Disposition"
+    if request.method == "OPTIONS":
+        response.status_code = 204
+        response.set_data(b"")
+        response.headers.update(PREFLIGHT)
+    return response
 
 
 def number(name: str, *, required: bool = False, default: float | None = None) -> float | None:
@@ -70,6 +104,10 @@ def nearest():
 
 @bp.get("/api/venues")
 def venue_list():
+    fmt = request.args.get("f")
+    if fmt is not None and fmt not in exchange.FORMATS:
+        raise BadRequest(f"f must be one of {', '.join(exchange.FORMATS)}, got {fmt!r}",
+                         param="f")
     bbox = request.args.get("bbox")
     box = config.parse_bbox(bbox) if bbox else None
     if datum() == "gcj02" and box is not None:
@@ -83,14 +121,46 @@ def venue_list():
         raise BadRequest("q must be at most 100 characters, without control characters",
                          param="q")
     engine = db.engine()
+    licence = current_app.config.get("DATA_LICENCE")
+    if fmt not in (None, "geojson"):
+        with engine.connect() as conn:
+            return download(conn, fmt, licence, category=cats, bbox=box, q=q)
 
     def stream():
         # A connection of its own, held only while the response streams.
         with engine.connect() as conn:
+            metadata = venues.dictionary(conn, licence)
             yield from exchange.collection_chunks(
-                venues.iter_features(conn, category=cats, bbox=box, q=q))
+                venues.iter_features(conn, category=cats, bbox=box, q=q), metadata=metadata)
 
-    return Response(stream_with_context(started(stream())), mimetype=GEOJSON)
+    response = Response(stream_with_context(started(stream())), mimetype=GEOJSON)
+    if fmt is not None:
+        response.headers["Content-Disposition"] = f"attachment; filename={DOWNLOAD}.geojson"
+    return response
+
+
+DOWNLOAD = "voicemap-venues"
+MIMETYPES = {"gpkg": "application/geopackage+sqlite3", "csv": "text/csv",
+             "shp": "application/zip"}
+
+
+def download(conn, fmt: str, licence: str | None, **filters) -> Response:
+    """The venues written to a temporary file (GeoPackage and Shapefile through GDAL, in
+    batches), then streamed from it: the registry is never held in memory.
+
+    The file is unlinked as soon as it is open, so nothing is left behind however the
+    response ends.
+    """
+    with tempfile.TemporaryDirectory(prefix="voicemap-download-") as tmp:
+        path = exchange.export_file(venues.iter_features(conn, **filters), fmt, tmp,
+                                    venues.dictionary(conn, licence), name=DOWNLOAD)
+        fh = path.open("rb")
+        size = os.fstat(fh.fileno()).st_size
+    response = Response(wrap_file(request.environ, fh), mimetype=MIMETYPES[fmt],
+                        direct_passthrough=True)
+    response.headers["Content-Length"] = str(size)
+    response.headers["Content-Disposition"] = f"attachment; filename={path.name}"
+    return response
 
 
 def started(chunks: Iterator[str]) -> Iterator[str]:
