@@ -197,7 +197,18 @@ def load_spatialite(reg: Registry, path: Path, reuse: bool) -> str:
     models.Base.metadata.create_all(engine)  # the R*Tree comes after the rows
     bulk_load_spatialite(engine, COLUMNS,
                          (row[:-1] + row[-1] for row in reg.rows(lambda x, y: (x, y))))
+    stamp_head(url)  # made from the models, not the migrations: record that it is current
     return url
+
+
+def stamp_head(url: str) -> None:
+    """Record in a database made by ``create_all`` that its schema is the head revision."""
+    from alembic import command
+
+    engine = db.make_engine(url)
+    with engine.begin() as conn:
+        command.stamp(db.alembic_config(conn), "head")
+    engine.dispose()
 
 
 # --- 1. database layer -------------------------------------------------------------------

@@ -124,6 +124,9 @@ def _snapshot(engine: Engine, work: Path) -> Iterator[tuple[Path, list[tuple[str
         dump = work / "voicemap.sqlite"
         source = engine.raw_connection()
         try:
+            # Through read() calls, not the engine's memory map: the map would make the
+            # whole file count as this process's memory (and the copy streams anyway).
+            source.driver_connection.execute("PRAGMA mmap_size = 0")
             copy = sqlite_dbapi().connect(str(dump))
             try:
                 source.driver_connection.backup(copy)
