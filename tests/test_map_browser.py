@@ -100,7 +100,21 @@ def serve(app) -> tuple[str, object]:
         def log(self, *args, **kwargs) -> None:
             pass
 
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=Quiet)
+    def closing(environ, start_response):
+        # werkzeug's development server skips close() on the response when the browser
+        # drops the connection mid-body (its clean-up reads the dead socket first), leaving
+        # an audio file open: close it when the response is collected instead.
+        inner = app(environ, start_response)
+
+        def body():
+            try:
+                yield from inner
+            finally:
+                if hasattr(inner, "close"):
+                    inner.close()
+        return body()
+
+    server = make_server("127.0.0.1", 0, closing, threaded=True, request_handler=Quiet)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return f"http://127.0.0.1:{server.server_port}", server
 
