@@ -360,7 +360,10 @@
 
     // --- venue popups ------------------------------------------------------------------------
     // On phones the popup spans the width, so it must clear the controls stacked at the top.
-    var popup = L.popup({maxWidth: 320, minWidth: 240, className: 'vm-leaflet-popup',
+    // Leaflet's width is the content's: keep content + margins (34) + side gaps (24) on screen.
+    var popupWidth = Math.max(200, Math.min(320, window.innerWidth - 58));
+    var popup = L.popup({maxWidth: popupWidth, minWidth: Math.min(240, popupWidth),
+      className: 'vm-leaflet-popup',
       maxHeight: Math.max(240, Math.round(window.innerHeight * 0.58)),
       autoPanPaddingTopLeft: [12, narrow.matches ? 124 : 20],
       autoPanPaddingBottomRight: [12, narrow.matches ? 84 : 20]});
