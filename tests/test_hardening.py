@@ -172,7 +172,7 @@ def hold_write_lock(path: str) -> WriteLock:
 
 
 def test_upload_while_the_database_is_locked_is_503_and_stores_nothing(sqlite_app, tmp_path,
-                                                                      monkeypatch):
+                                                                      monkeypatch, caplog):
     from voicemap import audio
 
     token = manager_token(sqlite_app)
@@ -196,6 +196,9 @@ def test_upload_while_the_database_is_locked_is_503_and_stores_nothing(sqlite_ap
             lock.release()
     assert r.status_code == 503, r.data[:300]
     assert r.get_json()["code"] == "busy" and int(r.headers["Retry-After"]) > 0
+    # The failed INSERT's values (the guardian's name, the transcript) stay out of the log.
+    assert "locked" in caplog.text and "Mei Wang" not in caplog.text
+    assert "Mei Wang" not in r.get_data(as_text=True)
     assert clip_count(sqlite_app) == 0
     assert media_files(Path(sqlite_app.config["MEDIA_DIR"])) == []  # no file left behind
 
@@ -463,3 +466,17 @@ def test_map_page_etag_is_the_same_in_every_process(database_url, tmp_path):
                             capture_output=True, text=True, cwd=ROOT, check=True
                             ).stdout.strip() for _ in range(2)}
     assert len(etags) == 1 and next(iter(etags))
+
+
+def test_a_fault_of_ours_in_sqlite_is_a_500_not_a_503(sqlite_app):
+    """Only what passes with time (a busy or absent database) asks the client to retry."""
+    with sqlite_app.app_context():
+        db.engine().dispose()
+    from sqlalchemy import create_engine
+
+    raw = create_engine(sqlite_app.config["DATABASE_URL"], module=db.sqlite_dbapi())
+    with raw.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE venues RENAME TO venues_gone")
+    raw.dispose()
+    r = sqlite_app.test_client().get("/api/venues/museum-a")
+    assert r.status_code == 500 and r.get_json()["code"] == "internal"

@@ -84,8 +84,10 @@ def backup(engine: Engine, store: Store, output: Path) -> BackupReport:
     partial = output.with_name(f".{output.name}.partial")
     members: list[dict[str, Any]] = []
     try:
+        # 0600 from the first byte: the archive holds children's voices and guardians' names.
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with tempfile.TemporaryDirectory(prefix="voicemap-backup-") as work, \
-                open(partial, "wb") as raw, tarfile.open(fileobj=raw, mode="w|") as tar:
+                os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w|") as tar:
             with _snapshot(engine, Path(work)) as (dump, references, rows):
                 report.rows = rows
                 members.append(_add_file(tar, dump, f"database/{dump.name}"))
@@ -107,7 +109,6 @@ def backup(engine: Engine, store: Store, output: Path) -> BackupReport:
             info = tarfile.TarInfo("manifest.json")
             info.size, info.mtime, info.mode = len(body), int(time.time()), 0o600
             tar.addfile(info, io.BytesIO(body))
-        os.chmod(partial, 0o600)  # children's voices and guardians' names
         os.replace(partial, output)
     except BaseException:
         partial.unlink(missing_ok=True)
@@ -315,8 +316,7 @@ def restore(engine: Engine, store: Store, archive: Path) -> dict[str, Any]:
                          f"into the same kind (VOICEMAP_DATABASE_URL is {engine.dialect.name})")
     _require_empty(engine, store)
     restored = 0
-    with tempfile.TemporaryDirectory(prefix="voicemap-restore-",
-                                     dir=store.tmp_dir()) as work:
+    with store.scratch("restore-") as work:  # locked: the servers' sweep leaves it alone
         dump = None
         with _reading(archive):
             for info, fh in _members(archive):

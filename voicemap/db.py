@@ -119,7 +119,9 @@ def make_engine(url: str, *, busy_timeout_ms: int | None = None) -> Engine:
         if u.database and u.database != ":memory:":
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
         _load_wheel_libraries_first()
-        engine = create_engine(u, module=sqlite_dbapi())
+        # hide_parameters: the values of a failed statement (a child's name, a guardian's)
+        # never reach an exception's text, a log line or a traceback.
+        engine = create_engine(u, module=sqlite_dbapi(), hide_parameters=True)
         timeout = SQLITE_BUSY_TIMEOUT_MS if busy_timeout_ms is None else busy_timeout_ms
         event.listen(engine, "connect",
                      lambda dbapi_conn, record: _on_sqlite_connect(dbapi_conn, record, timeout))
@@ -132,7 +134,8 @@ def make_engine(url: str, *, busy_timeout_ms: int | None = None) -> Engine:
     if u.get_backend_name() == "postgresql":
         if u.drivername == "postgresql":
             u = u.set(drivername="postgresql+psycopg")
-        return create_engine(u, pool_pre_ping=True, pool_size=5, max_overflow=5)
+        return create_engine(u, pool_pre_ping=True, pool_size=5, max_overflow=5,
+                             hide_parameters=True)
     raise ValueError(f"unsupported database URL {url!r}: use sqlite:///PATH or "
                      "postgresql+psycopg://...")
 

@@ -139,26 +139,32 @@ def translate(exc: BaseException) -> VoicemapError | None:
     if type(exc).__module__.split(".")[0] in ("botocore", "boto3", "urllib3"):
         return ServiceUnavailable("the media store is unavailable; nothing was changed, try "
                                   "again shortly", code="media_unavailable", retry_after=10)
-    if _raw_driver_error(exc):  # a driver's own error, from a connection SQLAlchemy lacks
-        if "locked" in str(exc).lower():
-            return ServiceUnavailable("the database is busy with a long write (an import?); "
-                                      "nothing was changed, try again shortly", code="busy",
-                                      retry_after=10)
-        return ServiceUnavailable("the database is unavailable; try again shortly",
-                                  retry_after=5)
     try:
         from sqlalchemy import exc as sa
     except ImportError:  # pragma: no cover
+        sa = None
+    driver_error = exc.orig if sa is not None and isinstance(exc, sa.DBAPIError) else exc
+    if sa is not None and isinstance(exc, sa.TimeoutError):  # no pooled connection free
+        return _unavailable()
+    if not _raw_driver_error(driver_error):
         return None
-    if isinstance(exc, sa.OperationalError) and "locked" in str(exc.orig).lower():
+    text = str(driver_error).lower()
+    if "locked" in text or "busy" in text:
         return ServiceUnavailable("the database is busy with a long write (an import?); "
                                   "nothing was changed, try again shortly", code="busy",
                                   retry_after=10)
-    if isinstance(exc, sa.OperationalError | sa.InterfaceError | sa.TimeoutError) or (
-            isinstance(exc, sa.DBAPIError) and exc.connection_invalidated):
-        return ServiceUnavailable("the database is unavailable; try again shortly",
-                                  retry_after=5)
-    return None
+    if "disk is full" in text:
+        return InsufficientStorage("the database's disk is full: nothing was stored; tell the "
+                                   "site's administrator", code="insufficient_storage")
+    if type(driver_error).__module__.split(".")[0] in ("sqlite3", "pysqlite3"):
+        # Anything else SQLite says ("no such table", a full disk aside) is a fault of
+        # ours, not something that passes with time: a 500 with its traceback logged.
+        return None
+    return _unavailable()  # PostgreSQL down, restarting, or the connection dropped
+
+
+def _unavailable() -> ServiceUnavailable:
+    return ServiceUnavailable("the database is unavailable; try again shortly", retry_after=5)
 
 
 def _raw_driver_error(exc: BaseException) -> bool:
@@ -166,6 +172,13 @@ def _raw_driver_error(exc: BaseException) -> bool:
     driver = type(exc).__module__.split(".")[0] in ("psycopg", "sqlite3", "pysqlite3")
     return driver and any(c.__name__ in ("OperationalError", "InterfaceError")
                           for c in type(exc).__mro__)
+
+
+def _brief(exc: BaseException) -> str:
+    """An error for the log without the SQL and its parameters, which can hold a child's
+    name or a guardian's (the driver's own message is enough to tell what happened)."""
+    orig = getattr(exc, "orig", None)
+    return f"{type(exc).__name__}: {orig if orig is not None else exc}"
 
 
 def _with_request_id(body: dict[str, Any]) -> dict[str, Any]:
@@ -215,7 +228,7 @@ def init_app(app) -> None:
         if exc.status >= 500 and exc.status not in (503, 507):
             log.exception("internal error: %s", exc.message)
         elif exc.status >= 500:
-            log.warning("%s: %s (%s)", exc.status, exc.message, exc.__cause__ or exc)
+            log.warning("%s: %s (%s)", exc.status, exc.message, _brief(exc.__cause__ or exc))
         if exc.status == 507:
             metrics.count_storage_error(exc.__cause__ or exc)
         return render(exc.status, exc.to_dict(), exc.headers)
@@ -250,7 +263,7 @@ def init_app(app) -> None:
             metrics.count_storage_error(exc)
         known = translate(exc)
         if known is not None:
-            log.warning("%s: %s (%s)", known.status, known.message, exc)
+            log.warning("%s: %s (%s)", known.status, known.message, _brief(exc))
             return render(known.status, known.to_dict(), known.headers)
         log.exception("unhandled error")
         return render(500, {"error": "internal server error", "code": "internal"})

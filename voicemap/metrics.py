@@ -30,6 +30,8 @@ from prometheus_client import (
     multiprocess,
 )
 
+from .auth import bearer_token
+
 # Uploads are decoded, trimmed, normalised and encoded: seconds, up to minutes for long ones.
 UPLOAD_BUCKETS = (0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300)
 
@@ -112,8 +114,7 @@ def _allowed() -> bool:
     except ValueError:
         pass
     token = current_app.config.get("METRICS_TOKEN") or ""
-    header = request.headers.get("Authorization") or ""
-    sent = header[7:].strip() if header[:7].lower() == "bearer " else ""
+    sent = bearer_token(request.headers.get("Authorization")) or ""
     return bool(token) and hmac.compare_digest(sent.encode(), token.encode())
 
 

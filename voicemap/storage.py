@@ -424,16 +424,29 @@ class S3Store(Store):
                     yield name
 
     def read_range(self, kind: str, sha256: str, start: int, stop: int) -> Iterator[bytes]:
+        # The object is asked for now, before any byte of a response goes out: a missing
+        # object is FileNotFoundError (404) and a store that fails is the caller's 503.
         if stop <= start:
-            return
-        body = self.client.get_object(Bucket=self.bucket, Key=self.key(kind, sha256),
-                                      Range=f"bytes={start}-{stop - 1}")["Body"]
+            return iter(())
+        from botocore.exceptions import ClientError
+
+        key = self.key(kind, sha256)
         try:
-            yield from body.iter_chunks(4 * CHUNK)
-        except Exception as exc:  # e.g. deleted on another host meanwhile: end the body
-            log.warning("reading %s stopped: %s", self.key(kind, sha256), exc)
-        finally:
-            body.close()
+            body = self.client.get_object(Bucket=self.bucket, Key=key,
+                                          Range=f"bytes={start}-{stop - 1}")["Body"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                self._sizes.pop(key, None)
+                raise FileNotFoundError(key) from None
+            raise
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                yield from body.iter_chunks(4 * CHUNK)
+            finally:
+                body.close()
+
+        return chunks()
 
     def probe(self) -> None:
         from botocore.exceptions import BotoCoreError, ClientError

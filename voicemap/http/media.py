@@ -46,6 +46,9 @@ def send_media(store: Store, kind: str, sha256: str, *, mimetype: str, missing: 
         start, stop = span
         response.status_code = 206
         response.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
-    response.response = store.read_range(kind, sha256, start, stop)
+    try:
+        response.response = store.read_range(kind, sha256, start, stop)
+    except FileNotFoundError:  # deleted on another host since its size was seen
+        raise NotFound(missing) from None
     response.content_length = stop - start
     return response
