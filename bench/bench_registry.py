@@ -110,9 +110,15 @@ class Registry:
                 f"No. {i % 997} Some Road, Beijing" if i % 3 else None,
                 f"https://example.org/v/{i}" if i % 5 == 0 else None,
                 "09:00-17:00" if i % 2 else None,
+                "09:00-17:00" if i % 2 else None,
                 "一个适合孩子们的地方。" if i % 4 == 0 else None,
                 "A place for children." if i % 4 == 0 else None,
-                a if a < 10 else None, a + 6 if a < 8 else None,
+                # Provenance as the real registry records it: a source, its datum, what
+                # the point marks (a note on some).
+                f"osm:node/{1000000 + i}", ("wgs84", "gcj02")[i % 2],
+                ("building", "entrance")[i % 2],
+                "AMap POI, converted with voicemap.geo.gcj02_to_wgs84" if i % 2 else None,
+                a if a < 10 else None, a + 6 if a < 8 else None, 20 + i % 200,
                 bools[f[0]], bools[f[1]], bools[f[2]], UPDATED_AT,
                 geom(float(self.lon[i]), float(self.lat[i])),
             )

@@ -99,6 +99,22 @@ def test_venue_detail_and_404(client, loaded):
     assert missing.status_code == 404 and "nope" in missing.get_json()["error"]
 
 
+def test_venue_json_carries_provenance_and_chinese_hours(app, client):
+    load(app, [feature("gate", 116.4, 39.9, "park", opening_hours="Daily 06:00-21:00",
+                       opening_hours_zh="每天 06:00-21:00", coord_source="osm:node/123",
+                       coord_datum="wgs84", coord_precision_m=30, coord_point="entrance",
+                       coord_note="the south gate")])
+    props = client.get("/api/venues/gate").get_json(force=True)["properties"]
+    assert props["opening_hours_zh"] == "每天 06:00-21:00"
+    assert props["coord_source"] == "osm:node/123"
+    assert props["coord_datum"] == "wgs84"
+    assert props["coord_precision_m"] == 30
+    assert props["coord_point"] == "entrance"
+    assert props["coord_note"] == "the south gate"
+    near = client.get("/api/nearest?lon=116.4&lat=39.9&k=1").get_json(force=True)
+    assert near["features"][0]["properties"]["coord_precision_m"] == 30
+
+
 def test_categories_lists_nine_with_counts(client, loaded):
     cats = client.get("/api/categories").get_json()["categories"]
     assert [c["id"] for c in cats][:3] == ["museum", "exhibition_hall", "library"]

@@ -66,6 +66,19 @@ BAD = [
     (feature("x", 116.4, 39.9, min_age=10**400), "min_age"),
     ({**feature("x", 116.4, 39.9), "geometry": {"type": "Point", "coordinates": ["116", 39]}},
      "coordinates must be"),
+    (feature("x", 116.4, 39.9, coord_precision_m=0), "coord_precision_m"),
+    (feature("x", 116.4, 39.9, coord_precision_m=-50), "coord_precision_m"),
+    (feature("x", 116.4, 39.9, coord_precision_m=12.5), "coord_precision_m"),
+    (feature("x", 116.4, 39.9, coord_precision_m=10**6), "coord_precision_m"),
+    (feature("x", 116.4, 39.9, coord_precision_m="near"), "coord_precision_m"),
+    (feature("x", 116.4, 39.9, coord_precision_m=True), "coord_precision_m"),
+    (feature("x", 116.4, 39.9, coord_datum="WGS-84"), "coord_datum must be one of"),
+    (feature("x", 116.4, 39.9, coord_datum="cgcs2000"), "coord_datum must be one of"),
+    (feature("x", 116.4, 39.9, coord_point="middle"), "coord_point must be one of"),
+    (feature("x", 116.4, 39.9, coord_source="my notes"), "coord_source must be"),
+    (feature("x", 116.4, 39.9, coord_source="osm:way/abc"), "coord_source must be"),
+    (feature("x", 116.4, 39.9, coord_note=7), "coord_note"),
+    (feature("x", 116.4, 39.9, opening_hours_zh="周二\x07"), "opening_hours_zh"),
 ]
 
 
@@ -78,6 +91,45 @@ def test_invalid_feature_is_reported_and_nothing_imported(app, tmp_path, bad, re
     assert len(problems) == 1 and problems[0]["index"] == 1
     assert reason in problems[0]["reason"]
     assert registry(app) == {}  # the valid feature was not imported either
+
+
+def test_a_bad_provenance_value_names_the_feature_and_the_field(app, tmp_path):
+    path = write(tmp_path / "in.geojson", [feature("good", 116.3, 39.9),
+                                           feature("gate", 116.4, 39.9, coord_datum="gps")])
+    with pytest.raises(ImportRejected) as err:
+        do_import(app, path)
+    (problem,) = err.value.details["problems"]
+    assert problem["id"] == "gate"
+    assert problem["reason"].startswith("coord_datum")
+    assert "'gps'" in problem["reason"]
+    assert registry(app) == {}
+
+
+PROVENANCE = {"opening_hours": "Tue-Sun 09:00-17:00, closed Mon",
+              "opening_hours_zh": "周二至周日 09:00-17:00，周一闭馆",
+              "coord_source": "osm:way/779532223", "coord_datum": "gcj02",
+              "coord_precision_m": 150, "coord_point": "entrance",
+              "coord_note": "AMap POI B0KALBDUJY, GCJ-02 116.715067,39.884010, converted"}
+
+
+def test_provenance_and_chinese_hours_are_stored_and_served(app, tmp_path):
+    path = write(tmp_path / "in.geojson", [
+        feature("sourced", 116.3, 39.9, **PROVENANCE),
+        feature("unsourced", 116.4, 39.9, coord_source="unverified", coord_datum="unknown",
+                coord_point="unknown")])
+    assert do_import(app, path).inserted == 2
+    got = registry(app)
+    for key, value in PROVENANCE.items():
+        assert got["sourced"]["properties"][key] == value, key
+    assert isinstance(got["sourced"]["properties"]["coord_precision_m"], int)
+    assert got["unsourced"]["properties"]["coord_source"] == "unverified"
+    assert got["unsourced"]["properties"]["coord_precision_m"] is None
+    # A changed provenance alone is a change: the venue is updated, not skipped.
+    changed = feature("sourced", 116.3, 39.9, **{**PROVENANCE, "coord_precision_m": 40})
+    write(path, [changed])
+    report = do_import(app, path)
+    assert report.updated == 1
+    assert registry(app)["sourced"]["properties"]["coord_precision_m"] == 40
 
 
 def test_duplicate_ids_in_one_file_are_invalid(app, tmp_path):
@@ -139,9 +191,12 @@ def test_export_then_import_gives_back_the_same_registry(app, tmp_path, fmt):
     features = random_features(40)
     features[0]["properties"].update(
         address_zh="北京市西城区复兴门外大街16号", website="https://www.capitalmuseum.org.cn/",
-        opening_hours="Tue-Sun 09:00-17:00", min_age=3, max_age=12, step_free=True,
+        min_age=3, max_age=12, step_free=True,
         stroller_friendly=False, baby_care_room=True, description_en="A museum, with \"quotes\", "
-        "commas and a\nnewline.")
+        "commas and a\nnewline.", **PROVENANCE)
+    features[1]["properties"].update(coord_source="https://en.wikipedia.org/wiki/Capital_Museum",
+                                     coord_datum="wgs84", coord_precision_m=80,
+                                     coord_point="building")
     load(app, features)
     original = registry(app)
     out = tmp_path / f"export.{exchange.SUFFIXES[fmt].lstrip('.')}"

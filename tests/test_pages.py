@@ -299,6 +299,21 @@ def test_venue_page_languages_do_not_mix(client, loaded):
     assert "Voice guides" not in zh and "Back to the map" not in zh
 
 
+def test_venue_page_shows_opening_hours_in_the_page_language(app, client):
+    load(app, [feature("both", 116.4, 39.9, opening_hours="Tue-Sun 09:00-17:00, closed Mon",
+                       opening_hours_zh="周二至周日 09:00-17:00，周一闭馆"),
+               feature("english-only", 116.41, 39.9, opening_hours="Daily 06:00-22:00")])
+    zh = client.get("/venues/both?lang=zh").get_data(as_text=True)
+    assert '<span class="vm-data" lang="zh-CN">周二至周日 09:00-17:00，周一闭馆</span>' in zh
+    assert "closed Mon" not in zh
+    en = client.get("/venues/both?lang=en").get_data(as_text=True)
+    assert '<span class="vm-data" lang="en">Tue-Sun 09:00-17:00, closed Mon</span>' in en
+    assert "周一闭馆" not in en
+    # With only English hours, the Chinese page shows them, marked as English.
+    fallback = client.get("/venues/english-only?lang=zh").get_data(as_text=True)
+    assert '<span class="vm-data" lang="en">Daily 06:00-22:00</span>' in fallback
+
+
 def test_unknown_venue_is_a_friendly_html_404(client, loaded):
     r = client.get("/venues/nope?lang=en")
     assert r.status_code == 404 and r.mimetype == "text/html"

@@ -67,6 +67,7 @@ FIELDS = (
     Field("website", "text", "official website (http or https URL)"),
     Field("opening_hours", "text", "opening hours, free text (e.g. Tue-Sun 09:00-17:00)",
           shp="hours"),
+    Field("opening_hours_zh", "text", "the same opening hours in Chinese", shp="hours_zh"),
     Field("description_zh", "text", "short description in Chinese", shp="desc_zh"),
     Field("description_en", "text", "short description in English", shp="desc_en"),
     Field("min_age", "integer", "youngest age the venue suits", unit="years"),
@@ -75,8 +76,27 @@ FIELDS = (
     Field("stroller_friendly", "boolean", "easy to visit with a stroller", shp="stroller"),
     Field("baby_care_room", "boolean", "has a baby-care (nursing and changing) room",
           shp="baby_care"),
+    Field("coord_source", "text", "where the coordinate came from: osm:node/N, osm:way/N, "
+          "osm:relation/N, wikidata:QN or a URL (estimate, unverified: not yet sourced)",
+          shp="c_source"),
+    Field("coord_datum", "text", "datum of that source before conversion to WGS-84: "
+          "wgs84, gcj02, bd09 or unknown", shp="c_datum"),
+    Field("coord_precision_m", "integer", "how far the point may be from the place it marks",
+          unit="metres", shp="c_prec_m"),
+    Field("coord_point", "text", "what the point marks: entrance, visitor_centre, building, "
+          "centroid or unknown", shp="c_point"),
+    Field("coord_note", "text", "how the coordinate was read and converted, caveats",
+          shp="c_note"),
     Field("clip_count", "integer", "published child-narrated voice guides", unit="clips"),
 )
+# The values the coordinate's provenance may take (data/README.md explains them).
+COORD_DATUMS = ("wgs84", "gcj02", "bd09", "unknown")
+COORD_POINTS = ("entrance", "visitor_centre", "building", "centroid", "unknown")
+# Placeholders of a coordinate not yet sourced: honest, but not provenance.
+UNSOURCED = ("estimate", "unverified")
+COORD_SOURCE = re.compile(r"^(osm:(node|way|relation)/\d+|wikidata:Q\d+|https?://\S+)$")
+# A sane range for coord_precision_m: a metre to a district's width.
+MAX_PRECISION_M = 50_000
 # Where the venue is: the GeoJSON geometry, the GeoPackage and Shapefile point, and in CSV
 # the ``lon``/``lat`` columns and the same point as ``WKT`` (which GDAL reads by itself).
 GEOMETRY = Field("geometry", "Point", "where the venue is", unit="degrees", datum=DATUM)
@@ -265,8 +285,21 @@ def _check_one(feature: Any, area: tuple[float, float, float, float], datum: str
         raise _Invalid("min_age is greater than max_age", vid)
     if record["website"] and not re.match(r"^https?://[^\s<>\"']+$", record["website"]):
         raise _Invalid("website must be an http(s) URL", vid)
+    _check_provenance(record, vid)
     record["lon"], record["lat"] = _point(feature.get("geometry"), vid, area, datum)
     return record
+
+
+def _check_provenance(record: dict[str, Any], vid: str) -> None:
+    source = record["coord_source"]
+    if source is not None and source not in UNSOURCED and not COORD_SOURCE.match(source):
+        raise _Invalid(f"coord_source must be osm:node/N, osm:way/N, osm:relation/N, "
+                       f"wikidata:QN, an http(s) URL, or {' or '.join(UNSOURCED)}; "
+                       f"got {source!r}", vid)
+    for name, allowed in (("coord_datum", COORD_DATUMS), ("coord_point", COORD_POINTS)):
+        if record[name] is not None and record[name] not in allowed:
+            raise _Invalid(f"{name} must be one of {', '.join(allowed)}; got {record[name]!r}",
+                           vid)
 
 
 def _point(geometry: Any, vid: str, area: tuple[float, float, float, float], datum: str
@@ -315,7 +348,11 @@ def _coerce(name: str, value: Any) -> Any:
             number = float(value)
         except (TypeError, ValueError, OverflowError):
             raise ValueError(f"must be a whole number, got {value!r}") from None
-        if not number.is_integer() or not 0 <= number <= 120:
+        if name == "coord_precision_m":
+            if not number.is_integer() or not 1 <= number <= MAX_PRECISION_M:
+                raise ValueError(f"must be a whole number of metres from 1 to "
+                                 f"{MAX_PRECISION_M}, got {value!r}")
+        elif not number.is_integer() or not 0 <= number <= 120:
             raise ValueError(f"must be a whole number of years from 0 to 120, got {value!r}")
         return int(number)
     if name in VENUE_BOOL_FIELDS:

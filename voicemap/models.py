@@ -31,8 +31,10 @@ class Base(DeclarativeBase):
 # Properties a venue carries, in the order exports write them. ``id`` and the geometry are
 # handled apart. Kept here so that import, export and the JSON built in SQL agree.
 VENUE_TEXT_FIELDS = ("name_zh", "name_en", "category", "district", "address_zh", "address_en",
-                     "website", "opening_hours", "description_zh", "description_en")
-VENUE_INT_FIELDS = ("min_age", "max_age")
+                     "website", "opening_hours", "opening_hours_zh", "description_zh",
+                     "description_en", "coord_source", "coord_datum", "coord_point",
+                     "coord_note")
+VENUE_INT_FIELDS = ("min_age", "max_age", "coord_precision_m")
 VENUE_BOOL_FIELDS = ("step_free", "stroller_friendly", "baby_care_room")
 VENUE_FIELDS = VENUE_TEXT_FIELDS + VENUE_INT_FIELDS + VENUE_BOOL_FIELDS
 
@@ -49,6 +51,7 @@ class Venue(Base):
     address_en: Mapped[str | None] = mapped_column(Text)
     website: Mapped[str | None] = mapped_column(Text)
     opening_hours: Mapped[str | None] = mapped_column(Text)
+    opening_hours_zh: Mapped[str | None] = mapped_column(Text)
     description_zh: Mapped[str | None] = mapped_column(Text)
     description_en: Mapped[str | None] = mapped_column(Text)
     min_age: Mapped[int | None] = mapped_column(Integer)
@@ -56,6 +59,13 @@ class Venue(Base):
     step_free: Mapped[bool | None] = mapped_column(Boolean)
     stroller_friendly: Mapped[bool | None] = mapped_column(Boolean)
     baby_care_room: Mapped[bool | None] = mapped_column(Boolean)
+    # Where the coordinate came from and how good it is (``exchange.PROVENANCE`` says what
+    # each may hold; data/README.md explains them).
+    coord_source: Mapped[str | None] = mapped_column(Text)
+    coord_datum: Mapped[str | None] = mapped_column(String(16))
+    coord_precision_m: Mapped[int | None] = mapped_column(Integer)
+    coord_point: Mapped[str | None] = mapped_column(String(16))
+    coord_note: Mapped[str | None] = mapped_column(Text)
     # WGS-84 point. Its spatial index (GiST on PostGIS, R*Tree on SpatiaLite) is made by
     # ``backends.*.create_spatial_index``: GeoAlchemy2's automatic index is lost when one
     # process creates the tables on both backends, as the test suite does.

@@ -441,6 +441,15 @@
       ]);
     }
 
+    function hours(p) {
+      // Chinese hours (opening_hours_zh) on Chinese pages, English (opening_hours) on
+      // English ones, else whichever the venue has, its language marked.
+      var zh = p.opening_hours_zh, en = p.opening_hours;
+      var l = lang === 'zh' ? (zh ? 'zh' : (en ? 'en' : null)) : (en ? 'en' : (zh ? 'zh' : null));
+      return l ? h('span', {class: 'vm-data', lang: HTML_LANG[l], text: l === 'zh' ? zh : en})
+        : null;
+    }
+
     var popupSeq = 0;
     function venueBody(f, clips) {
       var p = f.properties, cat = catById[p.category] || cats[0];
@@ -451,7 +460,7 @@
           h('dd', {}, [value])]));
       }
       fact(t.address, inLang(p, 'address'));
-      fact(t.hours, p.opening_hours ? h('span', {class: 'vm-data', text: p.opening_hours}) : null);
+      fact(t.hours, hours(p));
       var a = ages(p);
       fact(t.ages, a ? document.createTextNode(a) : null);
       fact(t.access, access(p));
