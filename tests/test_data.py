@@ -146,7 +146,7 @@ PENDING = frozenset({
     "china-international-exhibition-center-shunyi", "china-millennium-monument",
     "china-national-botanical-garden", "china-national-childrens-center",
     "china-national-childrens-theatre", "china-railway-museum-zhengyangmen",
-    "chinese-ethnic-culture-park", "confucius-temple-imperial-college-museum",
+    "chinese-ethnic-culture-park",
     "cpc-history-exhibition-hall", "ditan-park", "dongcheng-first-library",
     "forbidden-city-concert-hall", "fragrant-hills-park", "grand-canal-forest-park",
     "haidian-park", "happy-valley-beijing", "honglou-public-library",
