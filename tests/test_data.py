@@ -147,7 +147,7 @@ PENDING = frozenset({
     "china-national-botanical-garden", "china-national-childrens-center",
     "china-national-childrens-theatre", "china-railway-museum-zhengyangmen",
     "chinese-ethnic-culture-park",
-    "cpc-history-exhibition-hall", "ditan-park", "dongcheng-first-library",
+    "cpc-history-exhibition-hall", "dongcheng-first-library",
     "forbidden-city-concert-hall", "fragrant-hills-park", "grand-canal-forest-park",
     "haidian-park", "happy-valley-beijing", "honglou-public-library",
     "huangchenggen-relics-park", "jiaolou-library", "liangmahe-park-playground",
