@@ -55,9 +55,9 @@ def venues_for_the_browser() -> list[dict]:
         out.append(feature(f"{cat.replace('_', '-')}-{n // 9}", round(116.35 + 0.012 * i, 6),
                            round(39.89 + 0.010 * j, 6), cat, name_zh=f"{n}号场馆",
                            name_en=f"Venue number {n}", address_zh="北京市东城区一号",
-                           address_en="1 Example Street", opening_hours="09:00-17:00",
-                           min_age=3, max_age=12, step_free=True, stroller_friendly=True,
-                           baby_care_room=False))
+                           address_en="1 Example Street", opening_hours="Daily 09:00-17:00",
+                           opening_hours_zh="每天 09:00-17:00", min_age=3, max_age=12,
+                           step_free=True, stroller_friendly=True, baby_care_room=False))
     out.append(feature("xss", 116.414, 39.915, "park", name_en=XSS, name_zh="公园<script>",
                        address_en="<b>bold</b> road"))
     return out
@@ -385,9 +385,10 @@ def test_popup_shows_facts_in_the_page_language(site, visit):
     open_popup(v, "park-0")
     text = v.page.locator(".vm-popup").inner_text()
     for expected in ("号场馆", "Venue number", "公园", "地址",
-                     "北京市东城区一号", "开放时间", "3–12 岁", "无台阶通行", "方便推婴儿车",
-                     "无母婴室", "语音导览", "讲解"):
+                     "北京市东城区一号", "开放时间", "每天 09:00-17:00", "3–12 岁", "无台阶通行",
+                     "方便推婴儿车", "无母婴室", "语音导览", "讲解"):
         assert expected in text, expected
+    assert "Daily" not in text  # the Chinese hours, not the English ones
     audio = v.page.locator(".vm-popup audio")
     assert audio.get_attribute("preload") == "none" and audio.get_attribute("autoplay") is None
     assert v.page.evaluate("document.querySelector('.vm-popup audio').paused")
