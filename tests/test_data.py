@@ -153,7 +153,7 @@ PENDING = frozenset({
     "huangchenggen-relics-park", "jiaolou-library", "liangmahe-park-playground",
     "mei-lanfang-grand-theatre", "nanhaizi-park", "national-agricultural-exhibition-center",
     "national-alpine-skiing-centre", "national-library-ancient-books-branch",
-    "national-library-childrens-library", "old-summer-palace",
+    "old-summer-palace",
     "poly-theatre", "prince-gong-mansion", "ritan-park-childrens-playground",
     "shijingshan-amusement-park", "taoranting-park", "tianqiao-performing-arts-center",
     "tianqiao-theatre", "today-art-museum", "tuanjiehu-park", "universal-beijing-resort",
