@@ -155,7 +155,7 @@ PENDING = frozenset({
     "national-alpine-skiing-centre", "national-library-ancient-books-branch",
     "old-summer-palace",
     "poly-theatre", "ritan-park-childrens-playground",
-    "shijingshan-amusement-park", "taoranting-park", "tianqiao-performing-arts-center",
+    "shijingshan-amusement-park", "tianqiao-performing-arts-center",
     "tianqiao-theatre", "today-art-museum", "tuanjiehu-park", "universal-beijing-resort",
     "wenyu-river-park", "xishan-national-forest-park", "yanqi-lake",
     "yuan-dadu-city-wall-relics-park", "zhoukoudian-peking-man-site-museum",
