@@ -183,3 +183,66 @@ def nearest_autocommit(engine: Engine, lon: float, lat: float, k: int,
                         max_distance_m, extra)
     finally:
         raw.close()
+
+
+# --- vector tiles ---------------------------------------------------------------------------
+
+# SpatiaLite has no MVT encoder: rows come from the R*Tree and are encoded by
+# mapbox-vector-tile (``tiles.encode``), with the same layer, properties and rounding as
+# PostGIS's ST_AsMVT.
+_TILE_CLIPS = ("(SELECT count(*) FROM clips c WHERE c.venue_id = v.id "
+               "AND c.status = 'published')")
+
+
+def venue_tile(conn: Connection, tile, box: tuple[float, float, float, float]) -> bytes:
+    """One MVT point per venue in ``box`` (the buffered tile, WGS-84).
+
+    ``tile`` is a ``voicemap.tiles.Tile``; the properties are ``tiles.TILE_FIELDS`` and
+    ``cluster=false`` (NULLs are left out, as ST_AsMVT leaves them out).
+    """
+    from .. import tiles
+    from ..models import VENUE_BOOL_FIELDS
+
+    names = [f for f in tiles.TILE_FIELDS if f != "clip_count"]
+    rows = conn.execute(text(
+        f"SELECT {', '.join('v.' + f for f in names)}, {_TILE_CLIPS}, "
+        f"ST_X(v.geom), ST_Y(v.geom) FROM venues v WHERE {bbox_sql('v')} ORDER BY v.id"),
+        dict(zip(("minlon", "minlat", "maxlon", "maxlat"), box, strict=True)))
+    low, high = -tiles.BUFFER, tiles.EXTENT + tiles.BUFFER
+    features = []
+    for row in rows:
+        props = dict(zip(names, row[:len(names)], strict=True))
+        for f in VENUE_BOOL_FIELDS:
+            if props[f] is not None:
+                props[f] = bool(props[f])
+        props["clip_count"] = int(row[len(names)])
+        props["cluster"] = False
+        px, py = tile.pixel(row[-2], row[-1])
+        if low <= px <= high and low <= py <= high:
+            features.append((px, py, props))
+    return tiles.encode(features) if features else b""
+
+
+def cluster_tile(conn: Connection, tile, grid: int) -> bytes:
+    """The tile's venues as clusters (see ``postgis.cluster_tile``): the R*Tree finds them,
+    and their exact coordinates place them in cells, as on PostGIS (the R*Tree's own
+    boxes are single-precision, enough to move a venue across a cell's edge)."""
+    from .. import tiles
+
+    minlon, minlat, maxlon, maxlat = tile.box()
+    voiced = "v.id IN (SELECT venue_id FROM clips WHERE status = 'published')"
+    rows = conn.execute(text(f"""
+        SELECT CAST((p.x - :minlon) / :dlon AS INTEGER) AS gx,
+               CAST((:maxlat - p.y) / :dlat AS INTEGER) AS gy,
+               count(*), sum(p.voiced), avg(p.x), avg(p.y)
+        FROM (SELECT ST_X(v.geom) AS x, ST_Y(v.geom) AS y,
+                     CASE WHEN {voiced} THEN 1 ELSE 0 END AS voiced
+              FROM venues v WHERE {bbox_sql('v')}) p
+        WHERE p.x >= :minlon AND p.x < :maxlon AND p.y > :minlat AND p.y <= :maxlat
+        GROUP BY gx, gy ORDER BY gy, gx"""),
+        {"minlon": minlon, "minlat": minlat, "maxlon": maxlon, "maxlat": maxlat,
+         "dlon": (maxlon - minlon) / grid, "dlat": (maxlat - minlat) / grid})
+    features = [(*tile.pixel(lon, lat), {"cluster": True, "point_count": int(n),
+                                         "voiced_count": int(nv or 0)})
+                for _gx, _gy, n, nv, lon, lat in rows]
+    return tiles.encode(features) if features else b""
