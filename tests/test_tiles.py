@@ -221,7 +221,7 @@ def test_tile_matrix_set_is_the_standard_webmercatorquad(client):
 
 
 @pytest.mark.parametrize("path", [
-    BASE + "/14/13492/6208", BASE, "/ogc/collections/venues/tiles",
+    BASE + "/14/13489/6208", BASE, "/ogc/collections/venues/tiles",
     "/ogc/tileMatrixSets/WebMercatorQuad", BASE + "/99/0/0"])
 def test_tiles_and_metadata_are_readable_cross_origin(client, placed, path):
     r = client.get(path, headers={"Origin": "https://maps.example.org"})
