@@ -218,6 +218,11 @@ def test_tile_matrix_set_is_the_standard_webmercatorquad(client):
     assert {m["cornerOfOrigin"] for m in matrices} == {"topLeft"}
     assert {(m["tileWidth"], m["tileHeight"]) for m in matrices} == {(256, 256)}
     assert abs(doc["tileMatrices"][0]["pointOfOrigin"][1] - HALF) < 1e-6
+    # TMS 1.0's names for the same, for GDAL 3.6's parser
+    assert doc["identifier"] == "WebMercatorQuad"
+    assert doc["supportedCRS"] == doc["crs"]
+    assert [m["identifier"] for m in matrices] == [m["id"] for m in matrices]
+    assert all(m["topLeftCorner"] == m["pointOfOrigin"] for m in matrices)
 
 
 @pytest.mark.parametrize("path", [

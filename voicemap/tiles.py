@@ -204,8 +204,16 @@ def tile_matrix_set() -> dict[str, Any]:
         "crs": CRS_3857,
         "orderedAxes": ["X", "Y"],
         "wellKnownScaleSet": "http://www.opengis.net/def/wkss/OGC/1.0/GoogleMapsCompatible",
+        "boundingBox": {"lowerLeft": [-HALF_WORLD, -HALF_WORLD],
+                        "upperRight": [HALF_WORLD, HALF_WORLD], "crs": CRS_3857},
+        # The same under TMS 1.0's names: GDAL 3.6's (Debian 12's) tile-matrix-set parser
+        # reads no others. TMS 2.0 readers ignore them.
+        "identifier": TMS_ID,
+        "supportedCRS": CRS_3857,
         "tileMatrices": [{
             "id": str(z),
+            "identifier": str(z),
+            "topLeftCorner": origin,
             "scaleDenominator": CELL_SIZE_0 / 2 ** z / PIXEL_M,
             "cellSize": CELL_SIZE_0 / 2 ** z,
             "cornerOfOrigin": "topLeft",
