@@ -149,8 +149,8 @@ def bench_backend(url: str, tmp: Path, seconds: int, tag: str) -> None:
             line = (f"{tag} z={z:<2}  {run['rps']:,.1f} tiles/s over {len(paths):,} tiles "
                     f"(wrk -t1 -c8 {seconds} s, median {run['p50_us'] / 1000:.1f} ms, p99 "
                     f"{run['p99_us'] / 1000:.1f} ms{f', {bad} errors' if bad else ''}); "
-                    f"{len(sample)} fetched one by one: {first * 1000:.0f} ms each, size "
-                    f"median {statistics.median(kb):.1f} kB, max {max(kb):.1f} kB, "
+                    f"{len(sample)} fetched one by one first (cold): {first * 1000:.0f} ms "
+                    f"each, size median {statistics.median(kb):.1f} kB, max {max(kb):.1f} kB, "
                     f"{thinned} thinned to clusters, {empty} empty")
             if z == 4:
                 ok = max(kb) <= TARGET_Z4_KB

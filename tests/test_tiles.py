@@ -7,6 +7,7 @@ import math
 import re
 import shutil
 import subprocess
+import time
 
 import mapbox_vector_tile
 import pytest
@@ -358,3 +359,33 @@ def test_spatialite_and_postgis_build_equivalent_tiles(both):
                 assert abs(ca - cb) <= tolerance, (z, x, y, one, two)
     assert kinds == {True, False}  # clusters and venues both compared
     assert lite.get(f"{BASE}/14/0/0").status_code == pg.get(f"{BASE}/14/0/0").status_code == 204
+
+
+def test_cluster_cache_keeps_tiles_for_its_seconds_and_its_size():
+    now = [100.0]
+    cache = tiles.ClusterCache(seconds=60, size=2, clock=lambda: now[0])
+    a, b, c = tiles.Tile(4, 13, 6), tiles.Tile(5, 26, 12), tiles.Tile(6, 52, 24)
+    cache.put(a, b"A")
+    now[0] = 159.0
+    assert cache.get(a) == b"A"
+    now[0] = 160.0
+    assert cache.get(a) is None
+    cache.put(a, b"A")
+    cache.put(b, b"B")
+    cache.get(a)  # a is now the most recently used
+    cache.put(c, b"C")
+    assert cache.get(b) is None
+    assert cache.get(a) == b"A"
+    assert cache.get(c) == b"C"
+
+
+def test_a_crowded_tile_is_built_once_a_minute(app, client, crowded):
+    x, y, _, _ = locate(*MIDDLE, 10)
+    first = client.get(f"{BASE}/10/{x}/{y}")
+    load(app, [feature(f"late{i}", MIDDLE[0], MIDDLE[1], "park") for i in range(5)])
+    again = client.get(f"{BASE}/10/{x}/{y}")
+    assert again.headers["ETag"] == first.headers["ETag"]
+    cache = app.extensions["voicemap.cluster_tiles"]
+    cache.clock = lambda: time.monotonic() + tiles.CACHE_SECONDS
+    fresh = decode(client.get(f"{BASE}/10/{x}/{y}").data)
+    assert sum(f["properties"]["point_count"] for f in fresh) == CROWD + 5

@@ -20,6 +20,10 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,13 +146,52 @@ def check_tms(tms: str) -> None:
 # --- tiles ---------------------------------------------------------------------------------
 
 
-def venue_tile(conn: Connection, tile: Tile, max_features: int = MAX_FEATURES) -> bytes:
+class ClusterCache:
+    """Cluster tiles built in the last ``seconds``, at most ``size`` of them, in this process.
+
+    A crowded tile costs a pass over every venue in it (all of them at the lowest levels),
+    so each is built at most once per ``seconds`` per process. The lag is the one
+    ``Cache-Control: max-age`` already allows any cache on the way; tiles of venues are
+    never kept.
+    """
+
+    def __init__(self, seconds: float = CACHE_SECONDS, size: int = 512,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds, self.size, self.clock = seconds, size, clock
+        self.items: OrderedDict[Tile, tuple[float, bytes]] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, tile: Tile) -> bytes | None:
+        """The tile's bytes if built within ``seconds``, else None."""
+        with self.lock:
+            found = self.items.get(tile)
+            if found is None:
+                return None
+            if found[0] <= self.clock():
+                del self.items[tile]
+                return None
+            self.items.move_to_end(tile)
+            return found[1]
+
+    def put(self, tile: Tile, body: bytes) -> None:
+        """Keep the tile's bytes; the least recently used go past ``size``."""
+        with self.lock:
+            self.items[tile] = (self.clock() + self.seconds, body)
+            self.items.move_to_end(tile)
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+
+
+def venue_tile(conn: Connection, tile: Tile, max_features: int = MAX_FEATURES,
+               cache: ClusterCache | None = None) -> bytes:
     """The tile as Mapbox Vector Tile bytes; empty bytes when no venue is in it.
 
     Up to ``max_features`` venues in the buffered tile: one point each, with the public
     properties ``TILE_FIELDS`` and ``cluster=false``. More: clusters (see the module's
-    docstring). Runs on ``conn``'s backend.
+    docstring), taken from ``cache`` when it has them. Runs on ``conn``'s backend.
     """
+    if cache is not None and (kept := cache.get(tile)) is not None:
+        return kept
     backend = backends.select(conn)
     box = tile.box(BUFFER)
     many = conn.execute(text(
@@ -160,7 +203,10 @@ def venue_tile(conn: Connection, tile: Tile, max_features: int = MAX_FEATURES) -
         return b""
     if many <= max_features:
         return backend.venue_tile(conn, tile, box)
-    return backend.cluster_tile(conn, tile, CLUSTER_GRID)
+    body = backend.cluster_tile(conn, tile, CLUSTER_GRID)
+    if cache is not None:
+        cache.put(tile, body)
+    return body
 
 
 def encode(features: list[tuple[float, float, dict[str, Any]]]) -> bytes:

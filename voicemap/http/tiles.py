@@ -76,8 +76,12 @@ def tileset(tms: str):
 def tile(tms: str, z: str, x: str, y: str):
     """A Mapbox Vector Tile; 204 when empty; 304 when the client's copy is current."""
     wanted = tiles.parse_tile(tms, z, x, y)
+    cache = current_app.extensions.get("voicemap.cluster_tiles")
+    if cache is None:
+        cache = current_app.extensions.setdefault("voicemap.cluster_tiles",
+                                                  tiles.ClusterCache())
     with db.engine().connect() as conn:
-        body = tiles.venue_tile(conn, wanted)
+        body = tiles.venue_tile(conn, wanted, cache=cache)
     tag = tiles.etag(body)
     headers = {"ETag": f'"{tag}"', "Cache-Control": f"public, max-age={tiles.CACHE_SECONDS}"}
     if request.if_none_match.contains_weak(tag):
