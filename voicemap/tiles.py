@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from . import backends, exchange
 from .errors import BadRequest, NotFound
@@ -42,7 +42,7 @@ MIN_ZOOM, MAX_ZOOM = 0, 22
 STANDARD_LEVELS = 24  # WebMercatorQuad defines levels 0-24; 23 and 24 are not served
 EXTENT = 4096  # tile coordinates per tile side
 BUFFER = 64  # tile coordinates kept beyond each edge, so symbols are not cut at seams
-MAX_FEATURES = 2000  # more venues than this in a tile: clusters instead
+MAX_FEATURES = 1000  # more venues than this in a tile: clusters instead
 CLUSTER_GRID = 16  # clusters: cells per tile side (16 x 16, 256 tile units each)
 CACHE_SECONDS = 60  # Cache-Control max-age of tiles
 
@@ -56,9 +56,9 @@ MAX_LAT = math.degrees(math.atan(math.sinh(math.pi)))  # 85.0511287798066
 CELL_SIZE_0 = 2 * HALF_WORLD / 256
 PIXEL_M = 0.00028
 
-# Venue properties carried in tiles: public and short (no addresses or descriptions).
-TILE_FIELDS = ("id", "name_zh", "name_en", "category", "district", "min_age", "max_age",
-               "step_free", "stroller_friendly", "baby_care_room", "clip_count")
+# Venue properties carried in tiles: public and few, to keep tiles small and quick to
+# build (the rest is one request away in the registry API).
+TILE_FIELDS = ("id", "name_zh", "name_en", "category", "clip_count")
 CLUSTER_FIELDS = {
     "cluster": ("boolean", "true for a cluster of venues (the tile held more than "
                            f"{MAX_FEATURES}); false for a venue"),
@@ -194,11 +194,7 @@ def venue_tile(conn: Connection, tile: Tile, max_features: int = MAX_FEATURES,
         return kept
     backend = backends.select(conn)
     box = tile.box(BUFFER)
-    many = conn.execute(text(
-        f"SELECT count(*) FROM (SELECT 1 FROM venues v WHERE {backend.bbox_sql('v')} "
-        "LIMIT :limit) t"),
-        {**dict(zip(("minlon", "minlat", "maxlon", "maxlat"), box, strict=True)),
-         "limit": max_features + 1}).scalar_one()
+    many = backend.tile_count(conn, box, max_features + 1)
     if many == 0:
         return b""
     if many <= max_features:
@@ -217,11 +213,12 @@ def encode(features: list[tuple[float, float, dict[str, Any]]]) -> bytes:
     ST_AsMVT leaves out NULLs.
     """
     import mapbox_vector_tile
+    import shapely
 
+    points = shapely.points([(round(x), round(y)) for x, y, _ in features])
     layer = {"name": LAYER, "features": [
-        {"geometry": f"POINT ({round(x)} {round(y)})",
-         "properties": {k: v for k, v in props.items() if v is not None}}
-        for x, y, props in features]}
+        {"geometry": point, "properties": {k: v for k, v in props.items() if v is not None}}
+        for point, (_, _, props) in zip(points, features, strict=True)]}
     return mapbox_vector_tile.encode([layer], default_options={
         "extents": EXTENT, "y_coord_down": True, "quantize_bounds": None,
         "check_winding_order": False})

@@ -244,6 +244,16 @@ _TILE_CLIPS = ("(SELECT count(*) FROM clips c WHERE c.venue_id = v.id "
 _VOICED = "v.id IN (SELECT venue_id FROM clips WHERE status = 'published')"
 
 
+def tile_count(conn: Connection, box: tuple[float, float, float, float], limit: int) -> int:
+    """How many venues are in ``box`` (WGS-84), counting no further than ``limit`` (the
+    GiST index stops there)."""
+    return conn.execute(text(
+        f"SELECT count(*) FROM (SELECT 1 FROM venues v WHERE {bbox_sql('v')} "
+        "LIMIT :limit) t"),
+        {**dict(zip(("minlon", "minlat", "maxlon", "maxlat"), box, strict=True)),
+         "limit": limit}).scalar_one()
+
+
 def venue_tile(conn: Connection, tile, box: tuple[float, float, float, float]) -> bytes:
     """One MVT point per venue in ``box`` (the buffered tile, WGS-84), built by ST_AsMVT.
 

@@ -187,21 +187,33 @@ def nearest_autocommit(engine: Engine, lon: float, lat: float, k: int,
 
 # --- vector tiles ---------------------------------------------------------------------------
 
-# SpatiaLite has no MVT encoder: rows come from the R*Tree and are encoded by
+# SpatiaLite has no MVT encoder: rows come through the R*Tree and are encoded by
 # mapbox-vector-tile (``tiles.encode``), with the same layer, properties and rounding as
 # PostGIS's ST_AsMVT.
 _TILE_CLIPS = ("(SELECT count(*) FROM clips c WHERE c.venue_id = v.id "
                "AND c.status = 'published')")
+_RTREE_BOX = ("r.xmin <= :maxlon AND r.xmax >= :minlon AND r.ymin <= :maxlat "
+              "AND r.ymax >= :minlat")
+
+
+def tile_count(conn: Connection, box: tuple[float, float, float, float], limit: int) -> int:
+    """How many venues are in ``box`` (WGS-84), counting no further than ``limit``: the
+    R*Tree alone answers, however many the box holds."""
+    return conn.execute(text(
+        f"SELECT count(*) FROM (SELECT 1 FROM idx_venues_geom r WHERE {_RTREE_BOX} "
+        "LIMIT :limit)"),
+        {**dict(zip(("minlon", "minlat", "maxlon", "maxlat"), box, strict=True)),
+         "limit": limit}).scalar_one()
 
 
 def venue_tile(conn: Connection, tile, box: tuple[float, float, float, float]) -> bytes:
     """One MVT point per venue in ``box`` (the buffered tile, WGS-84).
 
     ``tile`` is a ``voicemap.tiles.Tile``; the properties are ``tiles.TILE_FIELDS`` and
-    ``cluster=false`` (NULLs are left out, as ST_AsMVT leaves them out).
+    ``cluster=false`` (NULLs are left out, as ST_AsMVT leaves them out). Positions are the
+    exact coordinates, as on PostGIS.
     """
     from .. import tiles
-    from ..models import VENUE_BOOL_FIELDS
 
     names = [f for f in tiles.TILE_FIELDS if f != "clip_count"]
     rows = conn.execute(text(
@@ -211,34 +223,37 @@ def venue_tile(conn: Connection, tile, box: tuple[float, float, float, float]) -
     low, high = -tiles.BUFFER, tiles.EXTENT + tiles.BUFFER
     features = []
     for row in rows:
-        props = dict(zip(names, row[:len(names)], strict=True))
-        for f in VENUE_BOOL_FIELDS:
-            if props[f] is not None:
-                props[f] = bool(props[f])
-        props["clip_count"] = int(row[len(names)])
-        props["cluster"] = False
         px, py = tile.pixel(row[-2], row[-1])
         if low <= px <= high and low <= py <= high:
+            props = dict(zip(names, row[:len(names)], strict=True))
+            props["clip_count"] = int(row[len(names)])
+            props["cluster"] = False
             features.append((px, py, props))
     return tiles.encode(features) if features else b""
 
 
 def cluster_tile(conn: Connection, tile, grid: int) -> bytes:
-    """The tile's venues as clusters (see ``postgis.cluster_tile``): the R*Tree finds them,
-    and their exact coordinates place them in cells, as on PostGIS (the R*Tree's own
-    boxes are single-precision, enough to move a venue across a cell's edge)."""
+    """The tile's venues as clusters (see ``postgis.cluster_tile``), counted on the
+    R*Tree alone: no venue row is read, however many the tile holds (a z=4 tile over
+    Beijing holds all of them).
+
+    The R*Tree keeps each point as a single-precision box; its lower corner stands for the
+    point, within a metre. So a venue within a metre of a cell's or a tile's edge may fall
+    on the other side of it than on PostGIS (still in exactly one tile), and a cluster's
+    mean position may differ by that much.
+    """
     from .. import tiles
 
     minlon, minlat, maxlon, maxlat = tile.box()
-    voiced = "v.id IN (SELECT venue_id FROM clips WHERE status = 'published')"
+    voiced = ("r.pkid IN (SELECT v.rowid FROM venues v JOIN clips c ON c.venue_id = v.id "
+              "WHERE c.status = 'published')")
     rows = conn.execute(text(f"""
-        SELECT CAST((p.x - :minlon) / :dlon AS INTEGER) AS gx,
-               CAST((:maxlat - p.y) / :dlat AS INTEGER) AS gy,
-               count(*), sum(p.voiced), avg(p.x), avg(p.y)
-        FROM (SELECT ST_X(v.geom) AS x, ST_Y(v.geom) AS y,
-                     CASE WHEN {voiced} THEN 1 ELSE 0 END AS voiced
-              FROM venues v WHERE {bbox_sql('v')}) p
-        WHERE p.x >= :minlon AND p.x < :maxlon AND p.y > :minlat AND p.y <= :maxlat
+        SELECT CAST((r.xmin - :minlon) / :dlon AS INTEGER) AS gx,
+               CAST((:maxlat - r.ymin) / :dlat AS INTEGER) AS gy,
+               count(*), sum(CASE WHEN {voiced} THEN 1 ELSE 0 END), avg(r.xmin), avg(r.ymin)
+        FROM idx_venues_geom r
+        WHERE r.xmin >= :minlon AND r.xmin < :maxlon AND r.ymin > :minlat
+          AND r.ymin <= :maxlat
         GROUP BY gx, gy ORDER BY gy, gx"""),
         {"minlon": minlon, "minlat": minlat, "maxlon": maxlon, "maxlat": maxlat,
          "dlon": (maxlon - minlon) / grid, "dlat": (maxlat - minlat) / grid})
