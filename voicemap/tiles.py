@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Engine
 
 from . import backends, exchange
 from .errors import BadRequest, NotFound
@@ -44,7 +44,9 @@ EXTENT = 4096  # tile coordinates per tile side
 BUFFER = 64  # tile coordinates kept beyond each edge, so symbols are not cut at seams
 MAX_FEATURES = 1000  # more venues than this in a tile: clusters instead
 CLUSTER_GRID = 16  # clusters: cells per tile side (16 x 16, 256 tile units each)
-CACHE_SECONDS = 60  # Cache-Control max-age of tiles
+CACHE_SECONDS = 60  # Cache-Control max-age of tiles of venues
+CLUSTER_SECONDS = 300  # ... of cluster tiles, which carry only counts; and how long each
+# worker keeps those it built
 
 # Spherical Mercator (EPSG:3857) on the WGS-84 semi-major axis; latitudes beyond
 # WebMercatorQuad's square are clamped.
@@ -150,12 +152,12 @@ class ClusterCache:
     """Cluster tiles built in the last ``seconds``, at most ``size`` of them, in this process.
 
     A crowded tile costs a pass over every venue in it (all of them at the lowest levels),
-    so each is built at most once per ``seconds`` per process. The lag is the one
+    so each is built at most once per ``seconds`` per process. The lag is the one its
     ``Cache-Control: max-age`` already allows any cache on the way; tiles of venues are
     never kept.
     """
 
-    def __init__(self, seconds: float = CACHE_SECONDS, size: int = 512,
+    def __init__(self, seconds: float = CLUSTER_SECONDS, size: int = 512,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.seconds, self.size, self.clock = seconds, size, clock
         self.items: OrderedDict[Tile, tuple[float, bytes]] = OrderedDict()
@@ -182,27 +184,41 @@ class ClusterCache:
                 self.items.popitem(last=False)
 
 
-def venue_tile(conn: Connection, tile: Tile, max_features: int = MAX_FEATURES,
-               cache: ClusterCache | None = None) -> bytes:
-    """The tile as Mapbox Vector Tile bytes; empty bytes when no venue is in it.
+@dataclass(frozen=True)
+class Rendered:
+    """A tile's bytes (empty: no venue in it), and whether it shows clusters."""
+
+    body: bytes
+    clustered: bool = False
+
+    @property
+    def max_age(self) -> int:
+        """Seconds a cache may keep it."""
+        return CLUSTER_SECONDS if self.clustered else CACHE_SECONDS
+
+
+def venue_tile(engine: Engine, tile: Tile, max_features: int = MAX_FEATURES,
+               cache: ClusterCache | None = None) -> Rendered:
+    """The tile as Mapbox Vector Tile bytes.
 
     Up to ``max_features`` venues in the buffered tile: one point each, with the public
     properties ``TILE_FIELDS`` and ``cluster=false``. More: clusters (see the module's
-    docstring), taken from ``cache`` when it has them. Runs on ``conn``'s backend.
+    docstring), taken from ``cache`` when it has them, without touching the database.
     """
     if cache is not None and (kept := cache.get(tile)) is not None:
-        return kept
-    backend = backends.select(conn)
-    box = tile.box(BUFFER)
-    many = backend.tile_count(conn, box, max_features + 1)
-    if many == 0:
-        return b""
-    if many <= max_features:
-        return backend.venue_tile(conn, tile, box)
-    body = backend.cluster_tile(conn, tile, CLUSTER_GRID)
+        return Rendered(kept, clustered=True)
+    with engine.connect() as conn:
+        backend = backends.select(conn)
+        box = tile.box(BUFFER)
+        many = backend.tile_count(conn, box, max_features + 1)
+        if many == 0:
+            return Rendered(b"")
+        if many <= max_features:
+            return Rendered(backend.venue_tile(conn, tile, box))
+        body = backend.cluster_tile(conn, tile, CLUSTER_GRID)
     if cache is not None:
         cache.put(tile, body)
-    return body
+    return Rendered(body, clustered=True)
 
 
 def encode(features: list[tuple[float, float, dict[str, Any]]]) -> bytes:

@@ -80,12 +80,11 @@ def tile(tms: str, z: str, x: str, y: str):
     if cache is None:
         cache = current_app.extensions.setdefault("voicemap.cluster_tiles",
                                                   tiles.ClusterCache())
-    with db.engine().connect() as conn:
-        body = tiles.venue_tile(conn, wanted, cache=cache)
-    tag = tiles.etag(body)
-    headers = {"ETag": f'"{tag}"', "Cache-Control": f"public, max-age={tiles.CACHE_SECONDS}"}
+    rendered = tiles.venue_tile(db.engine(), wanted, cache=cache)
+    tag = tiles.etag(rendered.body)
+    headers = {"ETag": f'"{tag}"', "Cache-Control": f"public, max-age={rendered.max_age}"}
     if request.if_none_match.contains_weak(tag):
         return Response(status=304, headers=headers)
-    if not body:
+    if not rendered.body:
         return Response(status=204, headers=headers)
-    return Response(body, mimetype=tiles.MVT, headers=headers)
+    return Response(rendered.body, mimetype=tiles.MVT, headers=headers)
