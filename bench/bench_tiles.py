@@ -177,8 +177,8 @@ def bench_backend(url: str, tmp: Path, seconds: int, tag: str) -> None:
         anon = max(status_mb(pid, "RssAnon") for pid in server.workers())
         files = max(status_mb(pid, "RssFile") for pid in server.workers())
         say(f"{tag} memory gunicorn worker peak RSS {after:.0f} MB (at start {before:.0f} "
-            f"MB); now {anon:.0f} MB private + {files:.0f} MB of mapped files (SQLite's "
-            "memory-mapped database, shared and reclaimable)")
+            f"MB); now {anon:.0f} MB private + {files:.0f} MB of mapped files (libraries; "
+            "on SpatiaLite also the memory-mapped database, shared and reclaimable)")
     finally:
         server.stop()
 
