@@ -197,7 +197,9 @@ def _wants_json() -> bool:
     from flask import request
 
     path = request.path
-    return (path.startswith(("/api/", "/audio/", "/healthz"))
+    # Tiles and tiling schemes are read by map software, never by people.
+    return (path.startswith(("/api/", "/audio/", "/healthz", "/ogc/tileMatrixSets",
+                             "/ogc/collections/venues/tiles"))
             or request.accept_mimetypes.best == "application/json")
 
 

@@ -234,3 +234,79 @@ def nearest_autocommit(engine: Engine, lon: float, lat: float, k: int,
     rows = direct.fetch(_nearest_sql(extra, k),
                         _nearest_params(lon, lat, categories, max_distance_m))
     return [row[0] for row in rows]
+
+
+# --- vector tiles ---------------------------------------------------------------------------
+
+# Published clips per venue, for tiles (a handful of venues per tile: the clips index).
+_TILE_CLIPS = ("(SELECT count(*) FROM clips c WHERE c.venue_id = v.id "
+               "AND c.status = 'published')")
+_VOICED = "v.id IN (SELECT venue_id FROM clips WHERE status = 'published')"
+
+
+def tile_count(conn: Connection, box: tuple[float, float, float, float], limit: int) -> int:
+    """How many venues are in ``box`` (WGS-84), counting no further than ``limit`` (the
+    GiST index stops there)."""
+    return conn.execute(text(
+        f"SELECT count(*) FROM (SELECT 1 FROM venues v WHERE {bbox_sql('v')} "
+        "LIMIT :limit) t"),
+        {**dict(zip(("minlon", "minlat", "maxlon", "maxlat"), box, strict=True)),
+         "limit": limit}).scalar_one()
+
+
+def venue_tile(conn: Connection, tile, box: tuple[float, float, float, float]) -> bytes:
+    """One MVT point per venue in ``box`` (the buffered tile, WGS-84), built by ST_AsMVT.
+
+    ``tile`` is a ``voicemap.tiles.Tile``; the properties are ``tiles.TILE_FIELDS`` and
+    ``cluster=false`` (NULLs are left out of a feature, as MVT has no null).
+    """
+    from .. import tiles
+
+    cols = ", ".join(f"v.{f}" for f in tiles.TILE_FIELDS if f != "clip_count")
+    sql = f"""
+        SELECT ST_AsMVT(t, '{tiles.LAYER}', {tiles.EXTENT}, 'geom') FROM (
+            SELECT ST_AsMVTGeom(ST_Transform(v.geom, 3857), ST_TileEnvelope(:z, :x, :y),
+                                {tiles.EXTENT}, {tiles.BUFFER}, true) AS geom,
+                   {cols}, {_TILE_CLIPS} AS clip_count, false AS cluster
+            FROM venues v
+            WHERE {bbox_sql('v')}
+            ORDER BY v.id
+        ) t WHERE t.geom IS NOT NULL"""
+    params = {"z": tile.z, "x": tile.x, "y": tile.y,
+              **dict(zip(("minlon", "minlat", "maxlon", "maxlat"), box, strict=True))}
+    return bytes(conn.execute(text(sql), params).scalar_one() or b"")
+
+
+def cluster_tile(conn: Connection, tile, grid: int) -> bytes:
+    """The tile's venues as clusters, built by ST_AsMVT: a ``grid`` x ``grid`` cutting of the
+    tile (in longitude and latitude), one point per occupied cell at the mean position of
+    its venues, with ``cluster=true``, ``point_count`` and ``voiced_count``.
+
+    Only venues inside the tile count (west and north edges in, east and south out), so
+    each is in one tile of the level.
+    """
+    from .. import tiles
+
+    minlon, minlat, maxlon, maxlat = tile.box()
+    sql = f"""
+        WITH cells AS (
+            SELECT floor((ST_X(v.geom) - :minlon) / :dlon) AS gx,
+                   floor((:maxlat - ST_Y(v.geom)) / :dlat) AS gy,
+                   count(*) AS n, sum(CASE WHEN {_VOICED} THEN 1 ELSE 0 END) AS nv,
+                   avg(ST_X(v.geom)) AS lon, avg(ST_Y(v.geom)) AS lat
+            FROM venues v
+            WHERE {bbox_sql('v')} AND ST_X(v.geom) >= :minlon AND ST_X(v.geom) < :maxlon
+              AND ST_Y(v.geom) > :minlat AND ST_Y(v.geom) <= :maxlat
+            GROUP BY gx, gy
+        )
+        SELECT ST_AsMVT(t, '{tiles.LAYER}', {tiles.EXTENT}, 'geom') FROM (
+            SELECT ST_AsMVTGeom(ST_Transform(ST_SetSRID(ST_MakePoint(lon, lat), 4326), 3857),
+                                ST_TileEnvelope(:z, :x, :y), {tiles.EXTENT},
+                                {tiles.BUFFER}, true) AS geom,
+                   true AS cluster, n AS point_count, nv AS voiced_count
+            FROM cells ORDER BY gy, gx
+        ) t WHERE t.geom IS NOT NULL"""
+    params = {"z": tile.z, "x": tile.x, "y": tile.y, "minlon": minlon, "minlat": minlat,
+              "maxlon": maxlon, "maxlat": maxlat, "dlon": (maxlon - minlon) / grid,
+              "dlat": (maxlat - minlat) / grid}
+    return bytes(conn.execute(text(sql), params).scalar_one() or b"")

@@ -183,3 +183,81 @@ def nearest_autocommit(engine: Engine, lon: float, lat: float, k: int,
                         max_distance_m, extra)
     finally:
         raw.close()
+
+
+# --- vector tiles ---------------------------------------------------------------------------
+
+# SpatiaLite has no MVT encoder: rows come through the R*Tree and are encoded by
+# mapbox-vector-tile (``tiles.encode``), with the same layer, properties and rounding as
+# PostGIS's ST_AsMVT.
+_TILE_CLIPS = ("(SELECT count(*) FROM clips c WHERE c.venue_id = v.id "
+               "AND c.status = 'published')")
+_RTREE_BOX = ("r.xmin <= :maxlon AND r.xmax >= :minlon AND r.ymin <= :maxlat "
+              "AND r.ymax >= :minlat")
+
+
+def tile_count(conn: Connection, box: tuple[float, float, float, float], limit: int) -> int:
+    """How many venues are in ``box`` (WGS-84), counting no further than ``limit``: the
+    R*Tree alone answers, however many the box holds."""
+    return conn.execute(text(
+        f"SELECT count(*) FROM (SELECT 1 FROM idx_venues_geom r WHERE {_RTREE_BOX} "
+        "LIMIT :limit)"),
+        {**dict(zip(("minlon", "minlat", "maxlon", "maxlat"), box, strict=True)),
+         "limit": limit}).scalar_one()
+
+
+def venue_tile(conn: Connection, tile, box: tuple[float, float, float, float]) -> bytes:
+    """One MVT point per venue in ``box`` (the buffered tile, WGS-84).
+
+    ``tile`` is a ``voicemap.tiles.Tile``; the properties are ``tiles.TILE_FIELDS`` and
+    ``cluster=false`` (NULLs are left out, as ST_AsMVT leaves them out). Positions are the
+    exact coordinates, as on PostGIS.
+    """
+    from .. import tiles
+
+    names = [f for f in tiles.TILE_FIELDS if f != "clip_count"]
+    rows = conn.execute(text(
+        f"SELECT {', '.join('v.' + f for f in names)}, {_TILE_CLIPS}, "
+        f"ST_X(v.geom), ST_Y(v.geom) FROM venues v WHERE {bbox_sql('v')} ORDER BY v.id"),
+        dict(zip(("minlon", "minlat", "maxlon", "maxlat"), box, strict=True)))
+    low, high = -tiles.BUFFER, tiles.EXTENT + tiles.BUFFER
+    features = []
+    for row in rows:
+        px, py = tile.pixel(row[-2], row[-1])
+        if low <= px <= high and low <= py <= high:
+            props = dict(zip(names, row[:len(names)], strict=True))
+            props["clip_count"] = int(row[len(names)])
+            props["cluster"] = False
+            features.append((px, py, props))
+    return tiles.encode(features) if features else b""
+
+
+def cluster_tile(conn: Connection, tile, grid: int) -> bytes:
+    """The tile's venues as clusters (see ``postgis.cluster_tile``), counted on the
+    R*Tree alone: no venue row is read, however many the tile holds (a z=4 tile over
+    Beijing holds all of them).
+
+    The R*Tree keeps each point as a single-precision box; its lower corner stands for the
+    point, within a metre. So a venue within a metre of a cell's or a tile's edge may fall
+    on the other side of it than on PostGIS (still in exactly one tile), and a cluster's
+    mean position may differ by that much.
+    """
+    from .. import tiles
+
+    minlon, minlat, maxlon, maxlat = tile.box()
+    voiced = ("r.pkid IN (SELECT v.rowid FROM venues v JOIN clips c ON c.venue_id = v.id "
+              "WHERE c.status = 'published')")
+    rows = conn.execute(text(f"""
+        SELECT CAST((r.xmin - :minlon) / :dlon AS INTEGER) AS gx,
+               CAST((:maxlat - r.ymin) / :dlat AS INTEGER) AS gy,
+               count(*), sum(CASE WHEN {voiced} THEN 1 ELSE 0 END), avg(r.xmin), avg(r.ymin)
+        FROM idx_venues_geom r
+        WHERE r.xmin >= :minlon AND r.xmin < :maxlon AND r.ymin > :minlat
+          AND r.ymin <= :maxlat
+        GROUP BY gx, gy ORDER BY gy, gx"""),
+        {"minlon": minlon, "minlat": minlat, "maxlon": maxlon, "maxlat": maxlat,
+         "dlon": (maxlon - minlon) / grid, "dlat": (maxlat - minlat) / grid})
+    features = [(*tile.pixel(lon, lat), {"cluster": True, "point_count": int(n),
+                                         "voiced_count": int(nv or 0)})
+                for _gx, _gy, n, nv, lon, lat in rows]
+    return tiles.encode(features) if features else b""
