@@ -293,3 +293,41 @@ def test_city_feed_honours_filters_and_marks_cancelled_activities(client, setup)
     free = parse_ics(client.get("/activities.ics?from=2027-01-01&to=2027-02-01&free=1"))
     assert len(free.walk("VEVENT")) == 1
     assert client.get("/venues/nowhere/activities.ics").status_code == 404
+
+
+# --- the venue page and the sample data --------------------------------------------------
+
+
+def test_venue_page_lists_upcoming_activities_with_a_calendar_link(client, setup):
+    soon = activities.local(activities.utcnow()).replace(microsecond=0) + timedelta(days=2)
+    later = soon + timedelta(hours=1)
+    aid = create(client, setup["alice"], rrule="FREQ=WEEKLY;COUNT=2", start=soon.isoformat(),
+                 end=later.isoformat(), title_en="Soon <b>story</b>").get_json()["id"]
+    client.delete(f"/api/activities/{aid}?occurrence="
+                  f"{(soon + timedelta(days=7)).isoformat().replace('+', '%2B')}",
+                  headers=bearer(setup["alice"]))
+    html = client.get("/venues/museum-a?lang=en").get_data(as_text=True)
+    assert html.count('class="vm-act"') == 1
+    assert html.count('class="vm-act vm-act-cancelled"') == 1
+    assert "Soon &lt;b&gt;story&lt;/b&gt;" in html
+    assert 'href="/venues/museum-a/activities.ics?lang=en"' in html
+    assert "Add to calendar" in html
+
+
+def test_venue_page_without_activities_says_so(client, setup):
+    html = client.get("/venues/park-b?lang=en").get_data(as_text=True)
+    assert "No activities coming up." in html
+
+
+def test_demo_activities_are_labelled_and_added_once(app, runner, setup):
+    load(app, [feature("lib-1", 116.30, 39.93, "library"),
+               feature("sci-1", 116.31, 39.94, "science_site")])
+    first = runner.invoke("demo-activities")
+    assert first.exit_code == 0, first.output
+    assert first.output.startswith("4 sample activities and 3 sample information page(s)")
+    again = runner.invoke("demo-activities")
+    assert again.output.startswith("0 sample activities and 0 sample information page(s)")
+    with app.app_context():
+        titles = db.get_session().execute(select(Activity.title_en, Activity.title_zh)).all()
+    assert len(titles) == 4
+    assert all(en.startswith("[Sample] ") and zh.startswith("【示例】") for en, zh in titles)
