@@ -3,6 +3,7 @@ and refusals that save nothing."""
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta
 
 import pytest
@@ -331,3 +332,73 @@ def test_demo_activities_are_labelled_and_added_once(app, runner, setup):
         titles = db.get_session().execute(select(Activity.title_en, Activity.title_zh)).all()
     assert len(titles) == 4
     assert all(en.startswith("[Sample] ") and zh.startswith("【示例】") for en, zh in titles)
+
+
+# --- /manage -------------------------------------------------------------------------------
+
+
+def manage_sign_in(client, token) -> str:
+    page = client.get("/manage/").get_data(as_text=True)
+    token_csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    client.post("/manage/signin", data={"token": token, "csrf": token_csrf})
+    page = client.get("/manage/").get_data(as_text=True)
+    return re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+
+
+FORM = {"title_zh": "手工课", "title_en": "Craft class", "day": "2027-01-16",
+        "start_time": "10:00", "end_time": "11:00", "weekly": "1", "until": "2027-02-06",
+        "min_age": "4", "max_age": "9", "price": "0"}
+
+
+def test_manager_adds_edits_and_cancels_through_the_forms(app, client, setup):
+    csrf = manage_sign_in(client, setup["alice"])
+    resp = client.post("/manage/venues/museum-a/activities", data={**FORM, "csrf": csrf})
+    assert resp.status_code == 303
+    fc = client.get("/api/activities?from=2027-01-01&to=2027-02-28").get_json()
+    assert [f["properties"]["start"] for f in fc["features"]] == [
+        "2027-01-16T10:00:00+08:00", "2027-01-23T10:00:00+08:00",
+        "2027-01-30T10:00:00+08:00", "2027-02-06T10:00:00+08:00"]
+    aid = fc["features"][0]["properties"]["activity_id"]
+    page = client.get(f"/manage/activities/{aid}").get_data(as_text=True)
+    assert 'value="2027-02-06"' in page
+    edit = client.post(f"/manage/activities/{aid}", data={**FORM, "title_en": "Crafts",
+                                                          "csrf": csrf})
+    assert edit.status_code == 303
+    client.post(f"/manage/activities/{aid}/cancel",
+                data={"occurrence": "2027-01-23T10:00:00+08:00", "csrf": csrf})
+    body = client.get(f"/api/activities/{aid}").get_json()
+    assert body["title_en"] == "Crafts"
+    assert body["cancelled_occurrences"] == ["2027-01-23T10:00:00+08:00"]
+
+
+def test_form_errors_name_the_field_and_save_nothing(app, client, setup):
+    csrf = manage_sign_in(client, setup["alice"])
+    resp = client.post("/manage/venues/museum-a/activities",
+                       data={**FORM, "end_time": "09:00", "csrf": csrf})
+    assert resp.status_code == 400
+    page = resp.get_data(as_text=True)
+    assert "end must be after start" in page
+    marked = re.findall(r'<input id="(\w+)"[^>]*aria-invalid="true"', page)
+    assert marked == ["end_time"]
+    assert rows(app) == 0
+    assert client.get("/manage/venues/park-b/activities").status_code == 403
+
+
+def test_administrator_previews_then_publishes_an_article(client, setup):
+    csrf = manage_sign_in(client, setup["admin"])
+    form = {"section": "about", "slug": "hello", "title_zh": "你好", "title_en": "Hello",
+            "body_zh": "**你好**", "body_en": "<script>x()</script>[a](javascript:y())",
+            "status": "published", "csrf": csrf}
+    preview = client.post("/manage/articles", data={**form, "action": "preview"})
+    html = preview.get_data(as_text=True)
+    assert "<strong>你好</strong>" in html
+    assert "<script>x()" not in html
+    assert client.get("/api/articles").get_json()["articles"] == []
+    saved = client.post("/manage/articles", data={**form, "action": "save"})
+    assert saved.status_code == 303
+    assert [a["slug"] for a in client.get("/api/articles").get_json()["articles"]] == ["hello"]
+
+
+def test_venue_managers_cannot_edit_articles(client, setup):
+    manage_sign_in(client, setup["alice"])
+    assert client.get("/manage/articles").status_code == 403

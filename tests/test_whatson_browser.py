@@ -104,3 +104,25 @@ def test_whats_on_at_320_px_in_chinese(site, visit):
     assert overflow == []
     v.settle()
     v.shot("whats-on-phone-320-zh")
+
+
+def test_manage_activity_form_fits_a_phone(site, visit):
+    from voicemap import auth
+
+    with site.app.app_context(), db.session_scope() as s:
+        _, token = auth.create_manager(s, "Phone manager", ["museum-0"])
+    v = visit(site, "/manage/", wait=False)
+    v.page.fill("#token", token)
+    v.page.click("button[type=submit]")
+    v.page.goto(site.url + "/manage/venues/museum-0/activities")
+    v.page.fill("#title_zh", "手工课")
+    v.page.fill("#title_en", "Craft class")
+    v.page.fill("#day", "2027-03-13")
+    v.page.fill("#start_time", "10:00")
+    v.page.fill("#end_time", "09:00")
+    v.page.click("form:has(#title_zh) button[type=submit]")
+    v.page.wait_for_selector(".flash.error")
+    assert v.page.evaluate("document.activeElement.id") == "end_time"
+    wide = v.page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
+    assert wide is False
+    v.shot("manage-activity-form-phone-360")

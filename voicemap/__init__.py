@@ -19,7 +19,15 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the app: defaults, then VOICEMAP_* environment variables, then ``config``."""
     from . import config as settings
     from . import db, errors, http, limits, metrics, storage
-    from .http import activities, api, clips, info, manage, pages
+    from .http import (
+        activities,
+        api,
+        clips,
+        info,
+        manage,
+        manage_activities,  # noqa: F401 (adds its routes to manage.bp)
+        pages,
+    )
 
     app = Flask(__name__, instance_relative_config=True,
                 template_folder=str(WEB_DIR / "templates"),
