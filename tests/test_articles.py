@@ -195,4 +195,4 @@ def test_administrator_edits_an_article(client, tokens):
 def test_map_header_links_to_the_information_pages(client):
     html = client.get("/?lang=en").get_data(as_text=True)
     links = [a for t, a in parsed(html) if t == "a" and a.get("id") == "vm-info-link"]
-    assert links[0]["href"] == "info?lang=en"
+    assert links[0]["href"] == "/info?lang=en"
