@@ -13,13 +13,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from dateutil.rrule import rrulestr
+from dateutil.rrule import rrule, rrulestr
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Bundle, Session, selectinload
 
 from . import auth
 from .clips import _text
@@ -187,6 +188,13 @@ def _until(value: str, start: datetime) -> str:
     return until.strftime("%Y%m%dT%H%M%SZ")
 
 
+@lru_cache(maxsize=4096)
+def _rule(rule: str, first: datetime) -> rrule:
+    """The parsed rule, kept: a series listed again (the next request for the same week)
+    reuses its parse and the occurrences it has already computed."""
+    return rrulestr(rule, dtstart=first, cache=True)
+
+
 def expand(start: datetime, rule: str | None, after: datetime | None = None,
            before: datetime | None = None, length: timedelta = timedelta(0)
            ) -> list[datetime]:
@@ -195,8 +203,10 @@ def expand(start: datetime, rule: str | None, after: datetime | None = None,
     first = local(start)
     if rule is None:
         starts = [first]
+    elif after is not None and before is not None:  # only the window's, not the series'
+        return _rule(rule, first).between(after - length, before)
     else:
-        starts = list(rrulestr(rule, dtstart=first))
+        starts = list(_rule(rule, first))
     if after is not None:
         starts = [s for s in starts if s + length > after]
     if before is not None:
@@ -483,10 +493,17 @@ class Filters:
     venue_id: str | None = None
 
 
-def find(session: Session, filters: Filters) -> list[tuple[Activity, Venue, float, float]]:
-    """Activities with an occurrence that may overlap the window, with venue and WGS-84 point."""
+# What listings and feeds need of a venue (its geometry only as WGS-84 lon/lat).
+PLACE = Bundle("venue", Venue.id, Venue.name_zh, Venue.name_en, Venue.category,
+               Venue.address_zh, Venue.address_en)
+
+
+def find(session: Session, filters: Filters) -> list[tuple[Activity, Any, float, float]]:
+    """Activities with an occurrence that may overlap the window, each with its venue's
+    names, category and addresses (attributes as on ``Venue``) and WGS-84 point."""
     lon, lat = func.ST_X(Venue.geom), func.ST_Y(Venue.geom)
-    query = (select(Activity, Venue, lon, lat).join(Venue, Activity.venue_id == Venue.id)
+    query = (select(Activity, PLACE, lon, lat).join(Venue, Activity.venue_id == Venue.id)
+             .options(selectinload(Activity.cancelled))
              .where(Activity.starts_at < filters.end, Activity.last_ends_at > filters.begin)
              .order_by(Activity.starts_at, Activity.id))
     if filters.venue_id is not None:

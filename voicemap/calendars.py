@@ -10,15 +10,24 @@ occurrence (same UID, RECURRENCE-ID) with STATUS:CANCELLED: marked, not dropped.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from icalendar import Calendar, Event, Timezone, vRecur
 
 from .activities import TZ, cancelled_starts, local, utc
-from .models import Activity, Venue
+from .models import Activity
 
 PRODID = "-//voicemap//Beijing child-friendly city activities//EN"
 UID_DOMAIN = "voicemap"
+
+
+@cache
+def _vtimezone() -> Timezone:
+    """Asia/Shanghai as a VTIMEZONE (China has kept UTC+8 without daylight saving since
+    1991); made once, as it takes a while to compute."""
+    return Timezone.from_tzinfo(TZ, first_date=datetime(2020, 1, 1),
+                                last_date=datetime(2040, 1, 1))
 
 
 def uid(activity: Activity) -> str:
@@ -26,7 +35,7 @@ def uid(activity: Activity) -> str:
     return f"activity-{activity.id}@{UID_DOMAIN}"
 
 
-def _text(activity: Activity, venue: Venue, lang: str) -> dict[str, str]:
+def _text(activity: Activity, venue: Any, lang: str) -> dict[str, str]:
     other = "en" if lang == "zh" else "zh"
 
     def pick(obj: Any, field: str) -> str:
@@ -49,7 +58,7 @@ def _text(activity: Activity, venue: Venue, lang: str) -> dict[str, str]:
             "location": location}
 
 
-def _event(activity: Activity, venue: Venue, lon: float, lat: float, lang: str,
+def _event(activity: Activity, venue: Any, lon: float, lat: float, lang: str,
            venue_url: str) -> Event:
     words = _text(activity, venue, lang)
     event = Event()
@@ -84,7 +93,35 @@ def _cancelled_occurrence(master: Event, activity: Activity, start: datetime) ->
     return event
 
 
-def feed(rows: list[tuple[Activity, Venue, float, float]], *, name: str, lang: str,
+def _events(activity: Activity, venue: Any, lon: float, lat: float, lang: str,
+            url: str) -> bytes:
+    """The activity's VEVENT (and its cancelled occurrences'), as iCalendar text, cached.
+
+    icalendar takes milliseconds per event; the key holds everything the text is made of
+    (SEQUENCE grows with every change of the activity), so a cached text is never stale.
+    """
+    key = (activity.id, activity.sequence, utc(activity.updated_at), activity.status, lang,
+           url, tuple(getattr(venue, f) for f in VENUE_FIELDS), lon, lat,
+           tuple(sorted(cancelled_starts(activity))))
+    text = _CACHE.get(key)
+    if text is None:
+        master = _event(activity, venue, lon, lat, lang, url)
+        text = master.to_ical()
+        if activity.rrule and activity.status != "cancelled":
+            for start in key[-1]:
+                text += _cancelled_occurrence(master, activity, start).to_ical()
+        if len(_CACHE) >= CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))  # the oldest entry
+        _CACHE[key] = text
+    return text
+
+
+VENUE_FIELDS = ("id", "name_zh", "name_en", "address_zh", "address_en")
+CACHE_SIZE = 20_000
+_CACHE: dict[tuple, bytes] = {}
+
+
+def feed(rows: list[tuple[Activity, Any, float, float]], *, name: str, lang: str,
          venue_url: Any) -> bytes:
     """The iCalendar text of these activities; ``venue_url(venue_id)`` links each venue."""
     cal = Calendar()
@@ -96,12 +133,11 @@ def feed(rows: list[tuple[Activity, Venue, float, float]], *, name: str, lang: s
     cal.add("x-wr-timezone", TZ.key)
     cal.add("refresh-interval", timedelta(hours=6), parameters={"VALUE": "DURATION"})
     cal.add("x-published-ttl", timedelta(hours=6))
-    cal.add_component(Timezone.from_tzinfo(TZ, first_date=datetime(2020, 1, 1),
-                                           last_date=datetime(2040, 1, 1)))
-    for activity, venue, lon, lat in rows:
-        master = _event(activity, venue, lon, lat, lang, venue_url(venue.id))
-        cal.add_component(master)
-        if activity.rrule and activity.status != "cancelled":
-            for start in sorted(cancelled_starts(activity)):
-                cal.add_component(_cancelled_occurrence(master, activity, start))
-    return cal.to_ical()
+    cal.add_component(_vtimezone())
+    head = cal.to_ical()
+    end = b"END:VCALENDAR\r\n"
+    if not head.endswith(end):  # pragma: no cover (icalendar's own framing)
+        raise RuntimeError("unexpected iCalendar framing from icalendar")
+    body = b"".join(_events(activity, venue, lon, lat, lang, venue_url(venue.id))
+                    for activity, venue, lon, lat in rows)
+    return head[:-len(end)] + body + end
