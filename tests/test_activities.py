@@ -402,3 +402,21 @@ def test_administrator_previews_then_publishes_an_article(client, setup):
 def test_venue_managers_cannot_edit_articles(client, setup):
     manage_sign_in(client, setup["alice"])
     assert client.get("/manage/articles").status_code == 403
+
+
+def test_day_listing_keeps_an_overnight_occurrence_from_the_day_before(client, setup):
+    # Fridays 23:00 to Saturday 01:00; and a Tuesday series that never touches Saturday.
+    create(client, setup["alice"], start="2027-01-15T23:00:00+08:00",
+           end="2027-01-16T01:00:00+08:00", rrule="FREQ=WEEKLY;COUNT=3", title_en="Night")
+    create(client, setup["alice"], start="2027-01-12T10:00:00+08:00",
+           end="2027-01-12T11:00:00+08:00", rrule="FREQ=WEEKLY;COUNT=3", title_en="Tuesday")
+    fc = client.get("/api/activities?from=2027-01-23&to=2027-01-23").get_json()
+    assert [(f["properties"]["title_en"], f["properties"]["start"]) for f in fc["features"]] == [
+        ("Night", "2027-01-22T23:00:00+08:00")]
+
+
+def test_weekday_mask_covers_the_window_and_the_day_before():
+    begin, end = activities.window("2027-01-23", "2027-01-23")  # a Saturday
+    assert activities.weekday_mask(begin, end) == (1 << 4) | (1 << 5)  # Friday, Saturday
+    begin, end = activities.window("2027-01-01", "2027-01-07")
+    assert activities.weekday_mask(begin, end) == activities.ALL_DAYS

@@ -78,7 +78,7 @@ def parse_time(value: Any, param: str) -> datetime:
     if parsed.tzinfo is None:
         raise BadRequest(f"{param} needs a UTC offset (such as +08:00 for Beijing time), so "
                          "that it names one instant", param=param)
-    return utc(parsed)
+    return utc(parsed).replace(microsecond=0)
 
 
 def parse_bound(value: str | None, param: str, default: datetime) -> datetime:
@@ -349,7 +349,9 @@ def _apply(activity: Activity, fields: dict[str, Any]) -> None:
         setattr(activity, name, fields[name])
     activity.starts_at, activity.ends_at = fields["start"], fields["end"]
     length = fields["end"] - fields["start"]
-    activity.last_ends_at = utc(expand(fields["start"], fields["rrule"])[-1] + length)
+    starts = expand(fields["start"], fields["rrule"])
+    activity.last_ends_at = utc(starts[-1] + length)
+    activity.weekdays = sum({1 << s.weekday() for s in starts})
     activity.updated_at = utcnow()
 
 
@@ -493,6 +495,20 @@ class Filters:
     venue_id: str | None = None
 
 
+ALL_DAYS = 0b1111111
+
+
+def weekday_mask(begin: datetime, end: datetime) -> int:
+    """The Beijing weekdays on which an occurrence of a series overlapping [begin, end) may
+    start (one may start up to MAX_RECURRING_LENGTH before ``begin``), Monday = bit 0."""
+    first = local(begin - MAX_RECURRING_LENGTH).date()
+    last = local(end - timedelta(microseconds=1)).date()
+    if (last - first).days >= 6:
+        return ALL_DAYS
+    return sum({1 << (first + timedelta(days=n)).weekday()
+                for n in range((last - first).days + 1)})
+
+
 # What listings and feeds need of a venue (its geometry only as WGS-84 lon/lat).
 PLACE = Bundle("venue", Venue.id, Venue.name_zh, Venue.name_en, Venue.category,
                Venue.address_zh, Venue.address_en)
@@ -506,6 +522,10 @@ def find(session: Session, filters: Filters) -> list[tuple[Activity, Any, float,
              .options(selectinload(Activity.cancelled))
              .where(Activity.starts_at < filters.end, Activity.last_ends_at > filters.begin)
              .order_by(Activity.starts_at, Activity.id))
+    mask = weekday_mask(filters.begin, filters.end)
+    if mask != ALL_DAYS:  # single events are placed exactly by their first start and end
+        query = query.where(or_(Activity.rrule.is_(None),
+                                Activity.weekdays.op("&")(mask) != 0))
     if filters.venue_id is not None:
         query = query.where(Activity.venue_id == filters.venue_id)
     if filters.bbox is not None:
@@ -527,29 +547,29 @@ def occurrences(session: Session, filters: Filters) -> list[dict[str, Any]]:
     Cancelled occurrences (and those of cancelled activities) are included, marked
     ``status: cancelled``.
     """
-    features = []
+    found = []
     for activity, venue, lon, lat in find(session, filters):
         length = utc(activity.ends_at) - utc(activity.starts_at)
-        off = cancelled_starts(activity)
+        off = cancelled_starts(activity)  # aware datetimes compare and hash as instants
+        whole = activity.status == "cancelled"
+        geometry = {"type": "Point", "coordinates": [lon, lat]}
+        before = {"activity_id": activity.id, "venue_id": venue.id,
+                  "venue_name_zh": venue.name_zh, "venue_name_en": venue.name_en,
+                  "category": venue.category, "title_zh": activity.title_zh,
+                  "title_en": activity.title_en}
+        after = {"min_age": activity.min_age, "max_age": activity.max_age,
+                 "price": activity.price, "free": activity.price == 0,
+                 "booking_required": activity.booking_required,
+                 "booking_url": activity.booking_url}
         for start in expand(activity.starts_at, activity.rrule, filters.begin, filters.end,
                             length):
-            occ = occurrence_dict(activity, start, length, off)
-            features.append({
+            # Occurrences are on Beijing's clock already, to the second (see parse_time).
+            props = {**before, "start": start.isoformat(),
+                     "end": (start + length).isoformat(),
+                     "status": "cancelled" if whole or start in off else "scheduled", **after}
+            found.append((start, activity.id, {
                 "type": "Feature",
-                "id": f"{activity.id}-{utc(start).strftime('%Y%m%dT%H%M%SZ')}",
-                "geometry": {"type": "Point", "coordinates": [lon, lat]},
-                "properties": {
-                    "activity_id": activity.id, "venue_id": venue.id,
-                    "venue_name_zh": venue.name_zh, "venue_name_en": venue.name_en,
-                    "category": venue.category,
-                    "title_zh": activity.title_zh, "title_en": activity.title_en,
-                    **occ, "min_age": activity.min_age, "max_age": activity.max_age,
-                    "price": activity.price, "free": activity.price == 0,
-                    "booking_required": activity.booking_required,
-                    "booking_url": activity.booking_url,
-                    "_sort": utc(start)},
-            })
-    features.sort(key=lambda f: (f["properties"]["_sort"], f["properties"]["activity_id"]))
-    for f in features:
-        del f["properties"]["_sort"]
-    return features
+                "id": f"{activity.id}-{start.astimezone(UTC):%Y%m%dT%H%M%SZ}",
+                "geometry": geometry, "properties": props}))
+    found.sort(key=lambda item: item[:2])
+    return [feature for *_, feature in found]

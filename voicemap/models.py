@@ -150,6 +150,9 @@ class Activity(Base):
     rrule: Mapped[str | None] = mapped_column(Text)
     # End of the last occurrence: lets a window query skip finished series in SQL.
     last_ends_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    # Beijing weekdays on which occurrences start, Monday = bit 0: a window of a few days
+    # skips the series that never fall on its days in SQL.
+    weekdays: Mapped[int] = mapped_column(Integer)
     min_age: Mapped[int | None] = mapped_column(Integer)
     max_age: Mapped[int | None] = mapped_column(Integer)
     price: Mapped[float] = mapped_column(Float, default=0)  # yuan; 0 is free

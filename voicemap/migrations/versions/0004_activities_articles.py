@@ -35,6 +35,7 @@ def upgrade() -> None:
         sa.Column("ends_at", TZ, nullable=False),
         sa.Column("rrule", sa.Text),
         sa.Column("last_ends_at", TZ, nullable=False),
+        sa.Column("weekdays", sa.Integer, nullable=False),
         sa.Column("min_age", sa.Integer),
         sa.Column("max_age", sa.Integer),
         sa.Column("price", sa.Float, nullable=False),
