@@ -126,3 +126,28 @@ def test_manage_activity_form_fits_a_phone(site, visit):
     wide = v.page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
     assert wide is False
     v.shot("manage-activity-form-phone-360")
+
+
+def test_information_page_fits_a_narrow_phone(site, visit):
+    from voicemap import articles
+
+    with site.app.app_context():
+        session = db.get_session()
+        if not articles.find(session, section="rights"):
+            articles.add(session, {
+                "section": "rights", "slug": "play", "title_zh": "游戏的权利",
+                "title_en": "The right to play", "status": "published",
+                "body_zh": "每个孩子都有休息和游戏的权利。[联合国](https://www.unicef.org/)",
+                "body_en": "Every child has the right to rest and play. "
+                           "See [UNICEF](https://www.unicef.org/) and [the map](/).\n\n"
+                           "<script>alert(1)</script>"})
+    v = visit(site, "/info/rights/play?lang=en", viewport={"width": 320, "height": 640},
+              wait=False)
+    v.page.wait_for_selector(".vm-article-body")
+    assert v.page.locator(".vm-ext-mark").count() == 1
+    wide = v.page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
+    assert wide is False
+    v.shot("info-article-phone-320-en")
+    v.page.click("a[hreflang=zh]")
+    v.page.wait_for_selector("html[lang=zh-CN]")
+    v.shot("info-article-phone-320-zh")
