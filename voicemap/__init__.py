@@ -19,7 +19,16 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the app: defaults, then VOICEMAP_* environment variables, then ``config``."""
     from . import config as settings
     from . import db, errors, http, limits, metrics, storage
-    from .http import api, clips, manage, pages, tiles
+    from .http import (
+        activities,
+        api,
+        clips,
+        info,
+        manage,
+        manage_activities,  # noqa: F401 (adds its routes to manage.bp)
+        pages,
+        tiles,
+    )
 
     app = Flask(__name__, instance_relative_config=True,
                 template_folder=str(WEB_DIR / "templates"),
@@ -43,4 +52,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(manage.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(tiles.bp)
+    app.register_blueprint(activities.bp)
+    app.register_blueprint(info.bp)
     return app

@@ -559,5 +559,21 @@ def posters(obj: AppContext, output: Path) -> None:
     run(go)
 
 
+@main.command("demo-activities")
+@pass_ctx
+def demo_activities(obj: AppContext) -> None:
+    """Add clearly labelled sample activities and information pages (idempotent)."""
+    from . import demo
+
+    def go():
+        with obj.app.app_context():
+            session = db.get_session()
+            acts = demo.make_activities(session)
+            pages = demo.make_articles(session)
+            click.echo(f"{len(acts)} sample activit{'y' if len(acts) == 1 else 'ies'} and "
+                       f"{len(pages)} sample information page(s) added")
+    run(go)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

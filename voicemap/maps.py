@@ -51,13 +51,16 @@ ASSET_FILES: dict[str, str] = {
     "vm/gcj02.js": "static/vm/gcj02.js",
     "vm/map.js": "static/vm/map.js",
     "vm/venue.js": "static/vm/venue.js",
+    "vm/whatson.js": "static/vm/whatson.js",
+    "vm/act.css": "static/vm/act.css",
     "vm/vm.css": "static/vm/vm.css",
     "vm/favicon.svg": "static/vm/favicon.svg",
 }
 MAP_JS = ("leaflet/leaflet.js", "markercluster/leaflet.markercluster.js",
-          "subgroup/leaflet.featuregroup.subgroup.js", "vm/gcj02.js", "vm/map.js")
+          "subgroup/leaflet.featuregroup.subgroup.js", "vm/gcj02.js", "vm/map.js",
+          "vm/whatson.js")
 MAP_CSS = ("leaflet/leaflet.css", "markercluster/MarkerCluster.css", "vm/vm.css",
-           "vm/categories.css")
+           "vm/categories.css", "vm/act.css")
 MIMETYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png",
              ".svg": "image/svg+xml"}
 
@@ -299,7 +302,7 @@ def page_settings(lang: str, tiles: dict[str, Any]) -> dict[str, Any]:
                         "icon": c.icon} for c in categories.CATEGORIES],
         "urls": {"data": f"{root}/api/map/venues", "nearest": f"{root}/api/nearest",
                  "venue": f"{root}/api/venues/", "page": f"{root}/venues/",
-                 "home": f"{root}/"},
+                 "home": f"{root}/", "activities": f"{root}/api/activities"},
     }
 
 

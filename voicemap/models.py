@@ -1,4 +1,5 @@
-"""The tables: venues, clips, managers (SQLAlchemy 2 typed mappings, GeoAlchemy2 geometry)."""
+"""The tables: venues, clips, managers, activities, articles (SQLAlchemy 2 typed mappings,
+GeoAlchemy2 geometry)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -134,3 +136,81 @@ class Clip(Base):
     reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     venue: Mapped[Venue] = relationship(back_populates="clips")
+
+
+class Activity(Base):
+    """Something on at a venue: once, or weekly until a date or for a number of times.
+
+    Times are stored in UTC; the activity's own clock is Asia/Shanghai (``activities.TZ``),
+    in which a weekly rule is expanded.
+    """
+
+    __tablename__ = "activities"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    venue_id: Mapped[str] = mapped_column(ForeignKey("venues.id", ondelete="CASCADE"),
+                                          index=True)
+    title_zh: Mapped[str] = mapped_column(Text)
+    title_en: Mapped[str] = mapped_column(Text)
+    description_zh: Mapped[str | None] = mapped_column(Text)
+    description_en: Mapped[str | None] = mapped_column(Text)
+    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # first occurrence
+    ends_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # RFC 5545 weekly subset, UNTIL in UTC; None for a single occurrence.
+    rrule: Mapped[str | None] = mapped_column(Text)
+    # End of the last occurrence: lets a window query skip finished series in SQL.
+    last_ends_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    # Beijing weekdays on which occurrences start, Monday = bit 0: a window of a few days
+    # skips the series that never fall on its days in SQL.
+    weekdays: Mapped[int] = mapped_column(Integer)
+    min_age: Mapped[int | None] = mapped_column(Integer)
+    max_age: Mapped[int | None] = mapped_column(Integer)
+    price: Mapped[float] = mapped_column(Float, default=0)  # yuan; 0 is free
+    booking_required: Mapped[bool] = mapped_column(Boolean, default=False)
+    booking_url: Mapped[str | None] = mapped_column(Text)
+    accessibility: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="scheduled")
+    # Bumped on every change: the iCalendar SEQUENCE, so subscribed calendars update.
+    sequence: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("managers.id",
+                                                              ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    venue: Mapped[Venue] = relationship()
+    cancelled: Mapped[list[CancelledOccurrence]] = relationship(
+        cascade="all, delete-orphan", order_by="CancelledOccurrence.starts_at")
+
+
+class CancelledOccurrence(Base):
+    """One occurrence of a recurring activity called off (by its original start, UTC)."""
+
+    __tablename__ = "activity_cancellations"
+
+    activity_id: Mapped[int] = mapped_column(ForeignKey("activities.id", ondelete="CASCADE"),
+                                             primary_key=True)
+    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    cancelled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Article(Base):
+    """An information page: Markdown in Chinese and English, and its sanitised HTML."""
+
+    __tablename__ = "articles"
+    __table_args__ = (UniqueConstraint("section", "slug", name="uq_articles_section_slug"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    section: Mapped[str] = mapped_column(String(16), index=True)
+    slug: Mapped[str] = mapped_column(String(80))
+    title_zh: Mapped[str] = mapped_column(Text)
+    title_en: Mapped[str] = mapped_column(Text)
+    body_zh: Mapped[str] = mapped_column(Text)
+    body_en: Mapped[str] = mapped_column(Text)
+    # Rendered and sanitised once, when saved (``articles.render``).
+    html_zh: Mapped[str] = mapped_column(Text)
+    html_en: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey("managers.id",
+                                                              ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

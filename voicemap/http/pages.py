@@ -10,7 +10,7 @@ from typing import Any
 import segno
 from flask import Blueprint, Response, current_app, render_template, request, url_for
 
-from .. import categories, config, db, maps, venues
+from .. import activities, categories, config, db, maps, venues
 from .. import clips as clip_service
 from ..errors import NotFound
 from .api import integer
@@ -147,11 +147,22 @@ def venue(venue_id: str):
         map_url=url_for("pages.index", lang=lang),
         on_map_url=url_for("pages.index", lang=lang, venue=venue_id, lat=f"{lat:.5f}",
                            lon=f"{lon:.5f}", z=16),
-        qr_svg=url_for("pages.venue_qr", venue_id=venue_id, fmt="svg"))
+        qr_svg=url_for("pages.venue_qr", venue_id=venue_id, fmt="svg"),
+        acts=upcoming_activities(venue_id, lang),
+        ics_url=url_for("activities.venue_feed", venue_id=venue_id, lang=lang))
     resp = Response(page, mimetype="text/html", headers={"Content-Language": lang})
     if "lang" not in request.args:
         resp.vary.add("Accept-Language")
     return resp
+
+
+def upcoming_activities(venue_id: str, lang: str, limit: int = 10) -> list[dict[str, Any]]:
+    """The venue's next occurrences (cancelled ones marked), with their time said in words."""
+    now = activities.utc(activities.utcnow())
+    found = activities.occurrences(db.get_session(), activities.Filters(
+        now, now + activities.DEFAULT_WINDOW * 2, venue_id=venue_id))[:limit]
+    return [{**f["properties"], "when": activities.when_text(f["properties"], lang)}
+            for f in found]
 
 
 def venue_summary(p: dict[str, Any], cat_label: str, n_clips: int, t: dict[str, str],

@@ -573,6 +573,7 @@
 
     function showYou(lon, lat) {
       var ll = toDisplay(lon, lat);
+      vm.position = [lon, lat];  // WGS-84; whatson.js sorts by distance from it
       if (!you) {
         you = L.circleMarker(ll, {radius: 9, color: '#ffffff', weight: 3, fillColor: '#1a56db',
           fillOpacity: 1, interactive: false, className: 'vm-you'}).addTo(map);

@@ -1,0 +1,216 @@
+"""Information pages: articles in sections, Markdown rendered and sanitised once, on save.
+
+Markdown is rendered by markdown-it-py with raw HTML off, then the HTML is cleaned by nh3
+(ammonia) against an allow-list: no script or style, no event handlers, no ``javascript:``
+or other scheme but http, https and mailto, no images (article images wait for the image
+safety pipeline). Links to other sites are marked: ``rel="noopener noreferrer nofollow"``
+and a visible arrow. Both steps run when an article is saved; pages serve the stored HTML.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+import nh3
+from markdown_it import MarkdownIt
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from . import auth
+from .clips import _text
+from .errors import BadRequest, Conflict, NotFound
+from .models import Article, Manager, utcnow
+
+SECTIONS = ("policies", "services", "rights", "space", "environment", "about")
+STATUSES = ("draft", "published")
+FIELDS = ("section", "slug", "title_zh", "title_en", "body_zh", "body_en", "status")
+SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+TITLE_MAX, BODY_MAX, SLUG_MAX = 200, 100_000, 80
+EXTERNAL_REL = "noopener noreferrer nofollow"
+EXTERNAL_MARK = {"zh": "（外部链接）", "en": "(external link)"}
+
+TAGS = {"p", "br", "hr", "h2", "h3", "h4", "h5", "h6", "strong", "em", "s", "del", "code",
+        "pre", "blockquote", "ul", "ol", "li", "a", "span", "table", "thead", "tbody", "tr",
+        "th", "td"}
+ATTRIBUTES = {"a": {"href", "title", "rel", "class"}, "span": {"class"}, "ol": {"start"},
+              "code": {"class"}}
+
+
+def _is_external(href: str) -> bool:
+    parts = urlsplit(href)
+    return parts.scheme.lower() in ("http", "https") or href.startswith("//")
+
+
+def _link_open(self, tokens, idx, options, env):
+    token = tokens[idx]
+    external = _is_external(token.attrGet("href") or "")
+    env.setdefault("links", []).append(external)
+    if external:
+        token.attrSet("rel", EXTERNAL_REL)
+        token.attrSet("class", "vm-ext")
+    return self.renderToken(tokens, idx, options, env)
+
+
+def _link_close(self, tokens, idx, options, env):
+    close = self.renderToken(tokens, idx, options, env)
+    if env.get("links") and env["links"].pop():
+        mark = EXTERNAL_MARK[env.get("lang", "en")]
+        return (f'<span class="vm-ext-mark"> ↗<span class="vm-sr">{mark}</span></span>'
+                + close)
+    return close
+
+
+def _image(self, tokens, idx, options, env):
+    # No images until they can go through the image safety pipeline: the alt text stays.
+    from markdown_it.common.utils import escapeHtml
+
+    return escapeHtml(self.renderInlineAsText(tokens[idx].children or [], options, env))
+
+
+def _markdown() -> MarkdownIt:
+    # "js-default": raw HTML off, tables and strikethrough on, no typographer.
+    md = MarkdownIt("js-default")
+    md.add_render_rule("link_open", _link_open)
+    md.add_render_rule("link_close", _link_close)
+    md.add_render_rule("image", _image)
+    return md
+
+
+_MD = _markdown()
+
+
+def render(markdown: str, lang: str = "en") -> str:
+    """Safe HTML from Markdown: rendered without raw HTML, then cleaned by an allow-list."""
+    # Headings start at h2: the page's own title is the h1.
+    html = _MD.render(markdown, {"lang": lang})
+    html = re.sub(r"<(/?)h1>", r"<\1h2>", html)
+    return nh3.clean(html, tags=TAGS, attributes=ATTRIBUTES, link_rel=None,
+                     url_schemes={"http", "https", "mailto"}, strip_comments=True)
+
+
+def check(data: Any, current: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The article's checked fields (``data`` over ``current``); BadRequest names the field."""
+    if not isinstance(data, dict):
+        raise BadRequest("send a JSON object with section, slug, title_zh, title_en, "
+                         "body_zh, body_en and status", param="body")
+    unknown = sorted(set(data) - set(FIELDS))
+    if unknown:
+        raise BadRequest(f"unknown field {unknown[0]!r}; the fields are {', '.join(FIELDS)}",
+                         param=unknown[0])
+    merged = {**(current or {}), **data}
+    for name in FIELDS:
+        if merged.get(name) is not None and not isinstance(merged[name], str):
+            raise BadRequest(f"{name} must be text", param=name)
+    out = {name: _text(merged, name) for name in ("section", "slug", "title_zh", "title_en")}
+    # Bodies keep their line structure: Markdown needs it.
+    for name in ("body_zh", "body_en"):
+        body = str(merged.get(name) or "").replace("\r\n", "\n").replace("\x00", "")
+        if len(body) > BODY_MAX:
+            raise BadRequest(f"{name} is longer than {BODY_MAX} characters", param=name)
+        out[name] = body
+    if out["section"] not in SECTIONS:
+        raise BadRequest(f"section must be one of {', '.join(SECTIONS)}", param="section")
+    if not SLUG.match(out["slug"]) or len(out["slug"]) > SLUG_MAX:
+        raise BadRequest("slug must be lower-case letters, digits and single hyphens, such "
+                         f"as 'family-services' (at most {SLUG_MAX})", param="slug")
+    for name in ("title_zh", "title_en"):
+        if not out[name] or len(out[name]) > TITLE_MAX:
+            raise BadRequest(f"{name} is required, at most {TITLE_MAX} characters",
+                             param=name)
+    if not out["body_zh"].strip() and not out["body_en"].strip():
+        raise BadRequest("write the body in at least one language", param="body_zh")
+    status = merged.get("status") or "draft"
+    if status not in STATUSES:
+        raise BadRequest(f"status must be one of {', '.join(STATUSES)}", param="status")
+    out["status"] = status
+    return out
+
+
+def _save(session: Session, article: Article, fields: dict[str, Any],
+          manager: Manager | None) -> Article:
+    for name, value in fields.items():
+        setattr(article, name, value)
+    article.html_zh = render(fields["body_zh"], "zh")
+    article.html_en = render(fields["body_en"], "en")
+    article.updated_by = manager.id if manager is not None else None
+    article.updated_at = utcnow()
+    session.add(article)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict(f"an article {fields['section']}/{fields['slug']} exists already",
+                       param="slug") from None
+    return article
+
+
+def create(session: Session, data: Any, manager: Manager | None) -> Article:
+    """A new article (administrators only)."""
+    return add(session, data, auth.require_admin(manager))
+
+
+def add(session: Session, data: Any, manager: Manager | None = None) -> Article:
+    """Check and save a new article; callers have authorised it (demo data: nobody)."""
+    return _save(session, Article(), check(data), manager)
+
+
+def edit(session: Session, article_id: Any, data: Any, manager: Manager | None) -> Article:
+    """Change an article (administrators only); fields not given stay."""
+    admin = auth.require_admin(manager)
+    article = get(session, article_id)
+    current = {name: getattr(article, name) for name in FIELDS}
+    return _save(session, article, check(data, current), admin)
+
+
+def get(session: Session, article_id: Any) -> Article:
+    found = session.get(Article, int(article_id)) if str(article_id).isdigit() else None
+    if found is None:
+        raise NotFound(f"no article with id {article_id!r}")
+    return found
+
+
+def published(session: Session, section: str, slug: str) -> Article:
+    """A published article, or NotFound (drafts are not public)."""
+    found = session.execute(select(Article).where(
+        Article.section == section, Article.slug == slug,
+        Article.status == "published")).scalar_one_or_none()
+    if found is None:
+        raise NotFound(f"no article {section}/{slug}")
+    return found
+
+
+def _like(term: str) -> str:
+    return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def find(session: Session, *, section: str | None = None, q: str | None = None,
+         drafts: bool = False) -> list[Article]:
+    """Articles by section and title, optionally only those whose titles or bodies (either
+    language) contain ``q``. A plain substring match, since Chinese has no word breaks."""
+    query = select(Article).order_by(Article.section, Article.title_en, Article.id)
+    if not drafts:
+        query = query.where(Article.status == "published")
+    if section is not None:
+        if section not in SECTIONS:
+            raise BadRequest(f"section must be one of {', '.join(SECTIONS)}", param="section")
+        query = query.where(Article.section == section)
+    if q:
+        q = q.strip()[:100]
+        pattern = _like(q.lower())
+        query = query.where(or_(*(func.lower(col).like(pattern, escape="\\") for col in (
+            Article.title_zh, Article.title_en, Article.body_zh, Article.body_en))))
+    return list(session.execute(query).scalars())
+
+
+def to_dict(article: Article, *, full: bool = True) -> dict[str, Any]:
+    """The article for the API: Markdown and the sanitised HTML in both languages."""
+    out = {"id": article.id, "section": article.section, "slug": article.slug,
+           "title_zh": article.title_zh, "title_en": article.title_en,
+           "status": article.status, "updated_at": article.updated_at.isoformat()}
+    if full:
+        out.update(body_zh=article.body_zh, body_en=article.body_en, html_zh=article.html_zh,
+                   html_en=article.html_en)
+    return out
