@@ -51,13 +51,17 @@ ASSET_FILES: dict[str, str] = {
     "vm/gcj02.js": "static/vm/gcj02.js",
     "vm/map.js": "static/vm/map.js",
     "vm/venue.js": "static/vm/venue.js",
+    "vm/works.css": "static/vm/works.css",  # children's works: pages and the map layer
+    "vm/works.js": "static/vm/works.js",
+    "vm/works-map.js": "static/vm/works-map.js",
     "vm/vm.css": "static/vm/vm.css",
     "vm/favicon.svg": "static/vm/favicon.svg",
 }
 MAP_JS = ("leaflet/leaflet.js", "markercluster/leaflet.markercluster.js",
-          "subgroup/leaflet.featuregroup.subgroup.js", "vm/gcj02.js", "vm/map.js")
+          "subgroup/leaflet.featuregroup.subgroup.js", "vm/gcj02.js", "vm/map.js",
+          "vm/works-map.js")
 MAP_CSS = ("leaflet/leaflet.css", "markercluster/MarkerCluster.css", "vm/vm.css",
-           "vm/categories.css")
+           "vm/categories.css", "vm/works.css")
 MIMETYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png",
              ".svg": "image/svg+xml"}
 
