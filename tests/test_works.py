@@ -227,7 +227,7 @@ def test_a_point_is_stored_coarsened_to_the_grid(app, client):
     # the cell's centre: every point of the cell gives the same stored point
     assert stored_point(app, post(client, lon="116.3899", lat="39.9095").get_json()["id"]) \
         == pytest.approx((slon, slat))
-    assert 200 < geo.distance_m(lon, lat, slon, slat) < 400
+    assert geo.distance_m(lon, lat, slon, slat) < 400  # half the cell's diagonal
 
 
 def test_a_gcj02_point_is_converted_before_coarsening(app, client):
@@ -296,7 +296,7 @@ def test_an_approved_public_work_is_shown_everywhere(app, client):
     body = client.get(f"/api/works/{wid}").get_json()
     assert body["thumb_url"] == f"/media/works/{wid}/thumb"
     assert body["audio_url"] is None
-    assert client.get(body["display_url"]).headers["Cache-Control"].startswith("private")
+    assert "private" in client.get(body["display_url"]).headers["Cache-Control"]
 
 
 def test_song_audio_is_public_only_when_the_work_is(app, client, tmp_path):

@@ -503,6 +503,13 @@ def public_works(session: Session, *, campaign: str | None = None, kind: str | N
     return Page(list(found), total, page, max(1, math.ceil(total / per_page)))
 
 
+def for_venue(session: Session, venue_id: str, limit: int = 12) -> list[Work]:
+    """Public works pinned to this venue, newest first."""
+    return list(session.execute(select(Work).where(public_clause(), Work.venue_id == venue_id)
+                                .order_by(Work.submitted_at.desc(), Work.id)
+                                .limit(limit)).scalars())
+
+
 def map_rows(session: Session) -> list[list[Any]]:
     """Public works with a point, compact for the map: ``[id, lon, lat, kind, title, name,
     age, thumb?]`` (WGS-84)."""
