@@ -19,7 +19,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the app: defaults, then VOICEMAP_* environment variables, then ``config``."""
     from . import config as settings
     from . import db, errors, http, limits, metrics, storage
-    from .http import api, clips, manage, pages, works
+    from .http import api, clips, manage, manage_works, pages, works  # noqa: F401
 
     app = Flask(__name__, instance_relative_config=True,
                 template_folder=str(WEB_DIR / "templates"),
