@@ -6,6 +6,9 @@
   var vm = window.voicemap;
   if (!vm || !window.L) return;
   var start = vm.start;
+  // Up and to the right of the point: a work pinned to a venue sits beside the venue's
+  // marker (on the same point), and both can be tapped.
+  var ANCHOR = [-14, 50];
   vm.start = function (refs, cfg) {
     start(refs, cfg);
     var map = refs.map, t = cfg.t, h = vm.h;
@@ -14,7 +17,7 @@
       iconCreateFunction: function (c) {
         return L.divIcon({html: '<span class="vm-pin">🎨</span><span class="vm-badge">' +
           c.getChildCount() + '</span>', className: 'vm-marker vm-work-marker',
-          iconSize: [44, 44]});
+          iconSize: [44, 44], iconAnchor: ANCHOR});
       }});
     var label = '<span class="vm-swatch" aria-hidden="true">🎨</span>' +
       '<span class="vm-layer-label">' + (t.works_layer || 'Works').replace(/</g, '&lt;') +
@@ -41,8 +44,8 @@
     }).then(function (data) {
       data.works.forEach(function (w) {
         var icon = L.divIcon({html: '<span class="vm-pin">🎨</span>',
-          className: 'vm-marker vm-work-marker', iconSize: [44, 44], iconAnchor: [22, 22],
-          popupAnchor: [0, -14]});
+          className: 'vm-marker vm-work-marker', iconSize: [44, 44], iconAnchor: ANCHOR,
+          popupAnchor: [22, -20]});
         var marker = L.marker(vm.toDisplay(w[1], w[2]), {icon: icon, title: w[4],
           alt: w[4], keyboard: true});
         marker.bindPopup(function () { return popup(w); }, {className: 'vm-leaflet-popup',
