@@ -480,3 +480,26 @@ def test_demo_works_are_labelled_and_idempotent(app, client, runner):
     assert runner.invoke("demo-works").exit_code == 0
     assert client.get("/api/works").get_json()["total"] == first["total"]
     assert json.loads(client.get("/api/campaigns/me-and-my-city").data)["status"] == "open"
+
+
+def test_served_images_carry_no_exif_or_gps_and_are_rotated(app, client):
+    from PIL import Image
+
+    open_campaign(app)
+    token = admin_token(app)
+    img = Image.new("RGB", (300, 200), (20, 120, 200))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    exif[0x8825] = {1: "N", 2: (39.0, 54.0, 27.0), 3: "E", 4: (116.0, 23.0, 29.0)}  # GPS
+    out = io.BytesIO()
+    img.save(out, "JPEG", exif=exif)
+    assert b"Exif" in out.getvalue()
+    wid = post(client, file=(out.getvalue(), "IMG_0001.JPG"), kind="photo").get_json()["id"]
+    approve(client, token, wid)
+    for which in ("thumb", "display"):
+        served = client.get(f"/media/works/{wid}/{which}")
+        assert served.mimetype == "image/jpeg"
+        assert b"Exif" not in served.data
+        assert b"GPS" not in served.data
+        shown = Image.open(io.BytesIO(served.data))
+        assert shown.height > shown.width  # the orientation was applied
