@@ -12,6 +12,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Table,
@@ -158,6 +159,10 @@ class Work(Base):
     """
 
     __tablename__ = "works"
+    # The public condition's columns, then the gallery's order: counting public works reads
+    # only the index, and a page of them (newest first) stops after the page.
+    __table_args__ = (Index("ix_works_public", "status", "consent_public", "flagged",
+                            "submitted_at", "id"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.id"), index=True)

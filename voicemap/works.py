@@ -498,7 +498,7 @@ def public_works(session: Session, *, campaign: str | None = None, kind: str | N
             cond.append(column == value)
     total = session.execute(select(func.count()).select_from(Work).where(*cond)).scalar_one()
     found = session.execute(select(Work).where(*cond)
-                            .order_by(Work.submitted_at.desc(), Work.id)
+                            .order_by(Work.submitted_at.desc(), Work.id.desc())
                             .limit(per_page).offset((page - 1) * per_page)).scalars()
     return Page(list(found), total, page, max(1, math.ceil(total / per_page)))
 

@@ -83,6 +83,9 @@ def upgrade() -> None:
     for column in ("campaign_id", "kind", "age_group", "venue_id", "status", "award",
                    "original_sha256", "thumb_sha256", "display_sha256", "audio_sha256"):
         op.create_index(f"ix_works_{column}", "works", [column])
+    # the public condition, then the gallery's order (newest first)
+    op.create_index("ix_works_public", "works",
+                    ["status", "consent_public", "flagged", "submitted_at", "id"])
 
 
 def downgrade() -> None:
