@@ -503,3 +503,31 @@ def test_served_images_carry_no_exif_or_gps_and_are_rotated(app, client):
         assert b"GPS" not in served.data
         shown = Image.open(io.BytesIO(served.data))
         assert shown.height > shown.width  # the orientation was applied
+
+
+def test_a_work_lives_in_the_object_store_and_is_erased_there(database_url, tmp_path,
+                                                             bucket, seaweed):
+    from test_s3 import objects
+
+    app = create_app({"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": "t",
+                      "MEDIA_URL": bucket, "S3_ENDPOINT_URL": seaweed,
+                      "MEDIA_SCRATCH_DIR": str(tmp_path / "scratch")})
+    db.init_schema(app.extensions["voicemap.engine"])
+    try:
+        open_campaign(app)
+        token = admin_token(app)
+        client = app.test_client()
+        r = post(client, file=(png(), "p.png"), kind="painting")
+        assert r.status_code == 201, r.get_json()
+        wid = r.get_json()["id"]
+        stored = objects(bucket, seaweed)
+        assert sum("/renditions/" in k for k in stored) == 2
+        assert sum("/originals/" in k for k in stored) == 1
+        approve(client, token, wid)
+        display = client.get(f"/media/works/{wid}/display")
+        assert display.status_code == 200
+        assert display.data[:3] == b"\xff\xd8\xff"  # JPEG
+        client.delete(f"/api/works/{wid}", headers={"Authorization": f"Bearer {token}"})
+        assert objects(bucket, seaweed) == []
+    finally:
+        app.extensions["voicemap.engine"].dispose()
