@@ -125,13 +125,14 @@ def make_works(session: Session, store: Store, limits: audio.Limits,
     from . import works
     from .models import Campaign, Work, utcnow
 
+    today = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
     if session.get(Campaign, DEMO_CAMPAIGN) is None:
         works.create_campaign(
             session, DEMO_CAMPAIGN, title_zh="我和我的城市", title_en="Me and my city",
             description_zh="孩子们用绘画、摄影、写作和歌声讲述他们眼中的城市。（示例活动）",
             description_en="Children tell their stories of the city in paintings, photos, "
                            "writing and songs. (Demo campaign)",
-            opens=utcnow() - timedelta(days=1), closes=utcnow() + timedelta(days=365),
+            opens=today - timedelta(days=1), closes=today + timedelta(days=365),
             status="open")
     if not works.accepting(session.get(Campaign, DEMO_CAMPAIGN)):
         return []  # moved on (judging, closed) by an administrator: left as it is
