@@ -101,7 +101,8 @@ def database_url(backend, tmp_path, request) -> str:
     url = request.getfixturevalue("postgis_url")
     engine = db.make_engine(url)
     with engine.begin() as conn:  # each test starts from empty tables
-        conn.execute(text("TRUNCATE venues, clips, managers, manager_venues CASCADE"))
+        conn.execute(text("TRUNCATE venues, clips, managers, manager_venues, campaigns, works "
+                          "CASCADE"))
     engine.dispose()
     return url
 

@@ -296,9 +296,9 @@ VIEW = "lat=39.90&lon=116.38&z=14"
 def test_nine_layers_listed_and_toggling_one_hides_and_shows_its_markers(site, visit):
     v = visit(site, f"/?lang=en&{VIEW}", viewport=DESKTOP)
     labels = v.page.locator(".leaflet-control-layers-overlays label")
-    assert labels.count() == 9
+    assert labels.count() == 10  # the nine categories, then the children's works
     assert v.page.locator(".leaflet-control-layers-overlays .vm-layer-label").all_inner_texts() == [
-        c.en for c in categories.CATEGORIES]
+        c.en for c in categories.CATEGORIES] + ["Children's works"]
     assert len(markers(v)) == len(FEATURES)
     assert len(markers(v, "museum")) == 2
     museums = v.page.locator(".leaflet-control-layers-overlays label", has_text="Museums")
@@ -318,7 +318,7 @@ def test_category_query_opens_with_just_those_layers_and_url_keeps_the_view(site
     v = visit(site, f"/?lang=en&category=museum,park&{VIEW}", viewport=DESKTOP)
     checked = v.page.evaluate("""Array.from(document.querySelectorAll(
         '.leaflet-control-layers-overlays input')).map(i => i.checked)""")
-    assert checked == [c.id in ("museum", "park") for c in categories.CATEGORIES]
+    assert checked[:9] == [c.id in ("museum", "park") for c in categories.CATEGORIES]
     assert {BY_ID_TITLE(t) for t in markers(v)} == {"museum", "park"}
     v.page.evaluate("voicemap.state.map.setView([39.905, 116.39], 15)")
     v.page.wait_for_function("() => location.search.includes('z=15')")

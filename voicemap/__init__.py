@@ -26,8 +26,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         info,
         manage,
         manage_activities,  # noqa: F401 (adds its routes to manage.bp)
+        manage_works,  # noqa: F401 (adds its routes to manage.bp)
         pages,
         tiles,
+        works,
     )
 
     app = Flask(__name__, instance_relative_config=True,
@@ -54,4 +56,5 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(tiles.bp)
     app.register_blueprint(activities.bp)
     app.register_blueprint(info.bp)
+    app.register_blueprint(works.bp)
     return app

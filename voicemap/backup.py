@@ -40,13 +40,37 @@ from .errors import BadRequest, Conflict
 from .storage import KINDS, Store, file_sha256
 
 FORMAT = "voicemap-backup/1"
-TABLES = ("venues", "managers", "manager_venues", "clips")  # the rows a restore brings back
+# The rows a restore brings back.
+TABLES = ("venues", "managers", "manager_venues", "clips", "campaigns", "works")
 # Which columns of which tables name media files, by kind. Features that store media add
 # their columns here, so that backups, restores and fsck know every file.
 MEDIA_REFERENCES: dict[str, list[tuple[str, str]]] = {
-    "published": [("clips", "audio_sha256")],
-    "originals": [("clips", "original_sha256")],
+    "published": [("clips", "audio_sha256"), ("works", "audio_sha256")],
+    "originals": [("clips", "original_sha256"), ("works", "original_sha256")],
+    "renditions": [("works", "thumb_sha256"), ("works", "display_sha256")],
 }
+
+
+def is_referenced(conn, kind: str, sha256: str) -> bool:
+    """Whether any row (a clip, a work, ...) names this file; ``conn`` is a session or a
+    connection, so the answer is its transaction's."""
+    for table, column in MEDIA_REFERENCES.get(kind, []):
+        found = conn.execute(text(f"SELECT 1 FROM {table} WHERE {column} = :sha LIMIT 1"),
+                             {"sha": sha256}).first()
+        if found is not None:
+            return True
+    return False
+
+
+def file_owners(conn) -> list[tuple[str, str, str, str]]:
+    """Every (table, row id, kind, sha256) that names a media file."""
+    out = []
+    for kind, columns in MEDIA_REFERENCES.items():
+        for table, column in columns:
+            rows = conn.execute(text(f"SELECT id, {column} FROM {table} "
+                                     f"WHERE {column} IS NOT NULL"))
+            out += [(table, row_id, kind, sha) for row_id, sha in rows]
+    return out
 
 
 @dataclass

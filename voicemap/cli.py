@@ -452,7 +452,8 @@ def delete_clip(obj: AppContext, clip_id: str) -> None:
 @click.option("--repair", is_flag=True, help="Remove orphan files, and rows whose files are gone.")
 @pass_ctx
 def fsck(obj: AppContext, repair: bool) -> None:
-    """Check that media files and clip rows match; exit 1 if they do not (and not repaired)."""
+    """Check that media files and the rows naming them (clips, works) match; exit 1 if they
+    do not (and not repaired)."""
     from . import clips
 
     def go():
@@ -461,8 +462,8 @@ def fsck(obj: AppContext, repair: bool) -> None:
             report = clips.fsck(db.get_session(), store, repair=repair)
         for kind, sha in report.orphan_files:
             click.echo(f"orphan file: {store.describe(kind, sha)}")
-        for clip_id, kind, sha in report.missing_files:
-            click.echo(f"clip {clip_id}: {kind} file missing ({store.describe(kind, sha)})")
+        for owner, kind, sha in report.missing_files:
+            click.echo(f"{owner}: {kind} file missing ({store.describe(kind, sha)})")
         for path in report.stale_temporaries:
             click.echo(f"abandoned temporary (an interrupted upload): {path}")
         if report.clean:
@@ -574,6 +575,8 @@ def demo_activities(obj: AppContext) -> None:
                        f"{len(pages)} sample information page(s) added")
     run(go)
 
+# --- campaigns and children's works (their commands live in cli_works) ---------------------
+from . import cli_works  # noqa: E402,F401  registers its commands on main
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import audio, auth
+from . import audio, auth, backup
 from .errors import BadRequest, Forbidden, NotFound
 from .models import Clip, Manager, Venue, utcnow
 from .storage import Store, file_sha256
@@ -69,6 +69,27 @@ def _text(form: dict[str, Any], name: str) -> str:
     return value
 
 
+text_field = _text  # shared with the other intake paths (children's works)
+
+
+def check_narrator(form: dict[str, Any]) -> tuple[str, int]:
+    """``narrator_name`` (a first name only) and ``narrator_age`` (3-17), checked: the one
+    rule for every child's name voicemap takes (clips and works)."""
+    name = _text(form, "narrator_name")
+    if not name or len(name) > 40 or not FIRST_NAME.match(name):
+        raise BadRequest("narrator_name must be the child's first name only: letters, joined "
+                         "at most by a hyphen or an apostrophe (no spaces, dots, digits or "
+                         "contact details)", param="narrator_name")
+    try:
+        age = int(str(form.get("narrator_age", "")).strip())
+    except ValueError:
+        age = -1
+    if not MIN_AGE <= age <= MAX_AGE:
+        raise BadRequest(f"narrator_age must be a whole number from {MIN_AGE} to {MAX_AGE}",
+                         param="narrator_age")
+    return name, age
+
+
 def check_fields(form: dict[str, Any]) -> ClipFields:
     """Validate the fields of an upload (multipart form or CLI options); BadRequest names the
     first bad one. Guardian consent is checked first: without it nothing else matters."""
@@ -84,18 +105,7 @@ def check_fields(form: dict[str, Any]) -> ClipFields:
     if not LANG.match(lang):
         raise BadRequest("lang must be a language code such as zh, en or zh-Hant",
                          param="lang")
-    name = _text(form, "narrator_name")
-    if not name or len(name) > 40 or not FIRST_NAME.match(name):
-        raise BadRequest("narrator_name must be the child's first name only: letters, joined "
-                         "at most by a hyphen or an apostrophe (no spaces, dots, digits or "
-                         "contact details)", param="narrator_name")
-    try:
-        age = int(str(form.get("narrator_age", "")).strip())
-    except ValueError:
-        age = -1
-    if not MIN_AGE <= age <= MAX_AGE:
-        raise BadRequest(f"narrator_age must be a whole number from {MIN_AGE} to {MAX_AGE}",
-                         param="narrator_age")
+    name, age = check_narrator(form)
     transcript = _text(form, "transcript")
     if not transcript:
         raise BadRequest("a transcript is required: families who cannot hear the clip read it",
@@ -184,8 +194,8 @@ def _discard(session: Session, store: Store, files: list[tuple[str, str]]) -> No
 
 
 def _referenced(session: Session, kind: str, sha: str) -> bool:
-    column = Clip.audio_sha256 if kind == "published" else Clip.original_sha256
-    return session.execute(select(Clip.id).where(column == sha).limit(1)).first() is not None
+    # Any row of any feature (a work's song may share an MP3 or original with a clip).
+    return backup.is_referenced(session, kind, sha)
 
 
 def get(session: Session, clip_id: str) -> Clip:
@@ -300,7 +310,8 @@ def _iso(value: datetime | None) -> str | None:
 @dataclass
 class FsckReport:
     orphan_files: list[tuple[str, str]] = field(default_factory=list)
-    missing_files: list[tuple[str, str, str]] = field(default_factory=list)  # clip, kind, sha
+    # (owner, kind, sha): owner is "clip <id>" or "work <id>"
+    missing_files: list[tuple[str, str, str]] = field(default_factory=list)
     stale_temporaries: list[str] = field(default_factory=list)
     repaired: bool = False
 
@@ -310,30 +321,35 @@ class FsckReport:
 
 
 def fsck(session: Session, store: Store, repair: bool = False) -> FsckReport:
-    """Compare stored files with clip rows; with ``repair``, remove orphans either way.
+    """Compare stored files with the rows that name them (clips, works: every table in
+    ``backup.MEDIA_REFERENCES``); with ``repair``, remove orphans either way.
 
     Orphan files (no row refers to them) are deleted; rows whose files are gone are
-    deleted too, since such a clip can neither be played nor archived.
+    deleted too, since such a clip or work can neither be shown nor archived.
     """
+    from .models import Work
+
     report = FsckReport()
-    rows = session.execute(select(Clip.id, Clip.audio_sha256, Clip.original_sha256)).all()
-    wanted = {"published": {r[1] for r in rows}, "originals": {r[2] for r in rows}}
-    for kind in ("published", "originals"):
+    owners = backup.file_owners(session)
+    wanted: dict[str, set[str]] = {kind: set() for kind in backup.MEDIA_REFERENCES}
+    for _table, _row, kind, sha in owners:
+        wanted[kind].add(sha)
+    for kind in backup.MEDIA_REFERENCES:
         for sha in store.hashes(kind):
             if sha not in wanted[kind]:
                 report.orphan_files.append((kind, sha))
-    for clip_id, pub, orig in rows:
-        for kind, sha in (("published", pub), ("originals", orig)):
-            if not store.exists(kind, sha):
-                report.missing_files.append((clip_id, kind, sha))
+    broken: set[tuple[str, str]] = set()
+    for table, row_id, kind, sha in owners:
+        if not store.exists(kind, sha):
+            report.missing_files.append((f"{table[:-1]} {row_id}", kind, sha))
+            broken.add((table, row_id))
     report.stale_temporaries = [str(p) for p in store.abandoned_temporaries()]
     if repair and not report.clean:
-        broken = {clip_id for clip_id, _, _ in report.missing_files}
-        leftovers: list[tuple[str, str]] = []
-        for clip_id in broken:
-            clip = session.get(Clip, clip_id)
-            leftovers += [("published", clip.audio_sha256), ("originals", clip.original_sha256)]
-            session.delete(clip)
+        leftovers = [(kind, sha) for table, row_id, kind, sha in owners
+                     if (table, row_id) in broken]
+        models = {"clips": Clip, "works": Work}
+        for table, row_id in sorted(broken):
+            session.delete(session.get(models[table], row_id))
         session.commit()
         # Re-checked under each file's lock: an upload committing meanwhile keeps its file.
         _discard(session, store, report.orphan_files + leftovers)

@@ -1,8 +1,8 @@
 """Domain errors that carry their HTTP status, and the handlers that render them.
 
-The classes are plain Python so that pure modules (``audio``, ``geo``, ``exchange``) can raise
-them without knowing Flask; ``init_app`` teaches a Flask app to answer them as JSON under
-``/api/`` and ``/audio/``, and as a short HTML page elsewhere.
+The classes are plain Python so that pure modules (``audio``, ``images``, ``geo``,
+``exchange``) can raise them without knowing Flask; ``init_app`` teaches a Flask app to
+answer them as JSON under ``/api/`` and ``/audio/``, and as a short HTML page elsewhere.
 """
 
 from __future__ import annotations
@@ -113,6 +113,14 @@ class AudioRejected(VoicemapError):
 
     status = 422
     code = "audio_rejected"
+
+
+class ImageRejected(VoicemapError):
+    """An upload that is not a usable image: not an accepted type, undecodable, too many
+    pixels (422)."""
+
+    status = 422
+    code = "image_rejected"
 
 
 class ImportRejected(VoicemapError):

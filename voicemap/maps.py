@@ -53,14 +53,17 @@ ASSET_FILES: dict[str, str] = {
     "vm/venue.js": "static/vm/venue.js",
     "vm/whatson.js": "static/vm/whatson.js",
     "vm/act.css": "static/vm/act.css",
+    "vm/works.css": "static/vm/works.css",  # children's works: pages and the map layer
+    "vm/works.js": "static/vm/works.js",
+    "vm/works-map.js": "static/vm/works-map.js",
     "vm/vm.css": "static/vm/vm.css",
     "vm/favicon.svg": "static/vm/favicon.svg",
 }
 MAP_JS = ("leaflet/leaflet.js", "markercluster/leaflet.markercluster.js",
           "subgroup/leaflet.featuregroup.subgroup.js", "vm/gcj02.js", "vm/map.js",
-          "vm/whatson.js")
+          "vm/whatson.js", "vm/works-map.js")
 MAP_CSS = ("leaflet/leaflet.css", "markercluster/MarkerCluster.css", "vm/vm.css",
-           "vm/categories.css", "vm/act.css")
+           "vm/categories.css", "vm/act.css", "vm/works.css")
 MIMETYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png",
              ".svg": "image/svg+xml"}
 

@@ -1,5 +1,5 @@
-"""The tables: venues, clips, managers, activities, articles (SQLAlchemy 2 typed mappings,
-GeoAlchemy2 geometry)."""
+"""The tables: venues, clips, managers, activities, articles, campaigns and works (SQLAlchemy 2
+typed mappings, GeoAlchemy2 geometry)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,16 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Table,
     Text,
     UniqueConstraint,
     false,
+    func,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column, relationship
 
 
 def utcnow() -> datetime:
@@ -214,3 +216,93 @@ class Article(Base):
                                                               ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# --- "Me and my city": campaigns and children's works -------------------------------------
+
+
+class Campaign(Base):
+    """A call for children's works (paintings, photos, writing, songs) with its own dates."""
+
+    __tablename__ = "campaigns"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # a slug
+    title_zh: Mapped[str] = mapped_column(Text)
+    title_en: Mapped[str] = mapped_column(Text)
+    description_zh: Mapped[str | None] = mapped_column(Text)
+    description_en: Mapped[str | None] = mapped_column(Text)
+    opens_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    closes_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    kinds: Mapped[str] = mapped_column(Text)  # comma-separated: painting,photo,writing,song
+    age_groups: Mapped[str] = mapped_column(Text)  # comma-separated: 3-6,7-9,10-12,13-17
+    status: Mapped[str] = mapped_column(String(16), default="draft")  # draft open judging closed
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Work(Base):
+    """A child's work submitted by a guardian: private until approved, never identifying.
+
+    Public means ``status == "approved" and consent_public and not flagged``. The guardian's
+    name and contact are for administrators only. The point (WGS-84) is a venue's, or the
+    point given coarsened to a ~500 m grid before it is stored (it could be a child's home).
+    """
+
+    __tablename__ = "works"
+    # The public condition's columns, then the gallery's order: counting public works reads
+    # only the index, and a page of them (newest first) stops after the page.
+    __table_args__ = (Index("ix_works_public", "status", "consent_public", "flagged",
+                            "submitted_at", "id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16), index=True)
+    title: Mapped[str] = mapped_column(Text)
+    narrator_name: Mapped[str] = mapped_column(String(40))  # a first name or pen name only
+    narrator_age: Mapped[int] = mapped_column(Integer)
+    age_group: Mapped[str] = mapped_column(String(16), index=True)  # derived from the age
+    district: Mapped[str | None] = mapped_column(String(32))
+    story: Mapped[str] = mapped_column(Text)  # the writing itself, or "about my work"
+    venue_id: Mapped[str | None] = mapped_column(ForeignKey("venues.id"), index=True)
+    geom = mapped_column(Geometry("POINT", srid=4326, spatial_index=False), nullable=True)
+    # A machine-made demo work (scripts/run), labelled as such, never a child's.
+    synthetic: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    reject_reason: Mapped[str | None] = mapped_column(Text)
+    # Personal information in the work (a face, a full name, a school badge): may be
+    # judged, never public.
+    flagged: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    flag_reason: Mapped[str | None] = mapped_column(Text)
+    award: Mapped[str | None] = mapped_column(String(16), index=True)  # set by judging
+    consent_judging: Mapped[bool] = mapped_column(Boolean)
+    consent_public: Mapped[bool] = mapped_column(Boolean)
+    consent_by: Mapped[str] = mapped_column(Text)  # private
+    guardian_contact: Mapped[str] = mapped_column(Text)  # private
+    consent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    withdraw_hash: Mapped[str] = mapped_column(String(64))  # SHA-256 of the withdrawal code
+    # Files (content-addressed in the media store): the upload as received, archived
+    # privately (kind "originals"); image renditions ("renditions"); a song's MP3
+    # ("published").
+    original_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    original_format: Mapped[str | None] = mapped_column(String(32))
+    thumb_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    thumb_type: Mapped[str | None] = mapped_column(String(32))
+    thumb_width: Mapped[int | None] = mapped_column(Integer)
+    thumb_height: Mapped[int | None] = mapped_column(Integer)
+    display_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    display_type: Mapped[str | None] = mapped_column(String(32))
+    display_width: Mapped[int | None] = mapped_column(Integer)
+    display_height: Mapped[int | None] = mapped_column(Integer)
+    audio_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    reviewed_by: Mapped[int | None] = mapped_column(ForeignKey("managers.id",
+                                                               ondelete="SET NULL"))
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    campaign: Mapped[Campaign] = relationship()
+    venue: Mapped[Venue | None] = relationship()
+
+
+# The point's coordinates, read in SQL (ST_X/ST_Y exist on both backends).
+Work.lon = column_property(func.ST_X(Work.__table__.c.geom), deferred=False)
+Work.lat = column_property(func.ST_Y(Work.__table__.c.geom), deferred=False)

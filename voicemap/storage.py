@@ -2,8 +2,9 @@
 S3-compatible object store.
 
 Every file is named by the SHA-256 of its bytes under its kind: ``published/ab/<sha256>.mp3``
-holds the processed files families stream; ``originals/ab/<sha256>`` keeps each upload as
-received, privately, as the archive copy. The same bytes are stored once.
+holds the processed files families stream; ``renditions/ab/<sha256>`` the images made from a
+child's work; ``originals/ab/<sha256>`` keeps each upload as received, privately, as the
+archive copy. The same bytes are stored once.
 
 - ``MediaStore`` (the default) keeps them in a directory. Writes are atomic: a temporary file
   in the same directory, fsync, rename, and an fsync of the directory, so a crash never
@@ -38,7 +39,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-KINDS = {"published": ".mp3", "originals": ""}
+# ``renditions`` are the images made from a child's work (thumbnail, display size); their
+# media type is kept by the row that names them, so the file has no suffix.
+KINDS = {"published": ".mp3", "originals": "", "renditions": ""}
 GRACE_S = 2.0  # a temporary this young may not be locked by its process yet (a µs race)
 SWEEP_EVERY_S = 600.0  # how often each process looks for abandoned temporaries
 CHUNK = 64 * 1024

@@ -133,6 +133,9 @@ def venue(venue_id: str):
     p = feature["properties"]
     cat = categories.get(p["category"]) or categories.CATEGORIES[0]
     clips = [clip_service.to_dict(c) for c in clip_service.for_venue(db.get_session(), venue_id)]
+    from .. import works as work_service  # children's works pinned to the venue
+
+    pinned = work_service.for_venue(db.get_session(), venue_id)
     tiles = config.tiles(current_app.config)
     lon, lat = feature["geometry"]["coordinates"]
     settings = {"lon": lon, "lat": lat, "datum": tiles["datum"], "tiles": tiles,
@@ -147,7 +150,7 @@ def venue(venue_id: str):
         map_url=url_for("pages.index", lang=lang),
         on_map_url=url_for("pages.index", lang=lang, venue=venue_id, lat=f"{lat:.5f}",
                            lon=f"{lon:.5f}", z=16),
-        qr_svg=url_for("pages.venue_qr", venue_id=venue_id, fmt="svg"),
+        qr_svg=url_for("pages.venue_qr", venue_id=venue_id, fmt="svg"), works=pinned,
         acts=upcoming_activities(venue_id, lang),
         ics_url=url_for("activities.venue_feed", venue_id=venue_id, lang=lang))
     resp = Response(page, mimetype="text/html", headers={"Content-Language": lang})

@@ -6,7 +6,7 @@ cancelled rather than lose them. Articles hold Markdown in Chinese and English a
 sanitised HTML made from it when saved. New tables only: nothing existing changes.
 
 Revision ID: 0004_activities_articles
-Revises: 0002_manager_tokens
+Revises: 0003_campaign_works
 Create Date: 2026-12-02
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_activities_articles"
-down_revision = "0002_manager_tokens"
+down_revision = "0003_campaign_works"
 branch_labels = None
 depends_on = None
 

@@ -8,7 +8,7 @@ get the values at their next import. Plain ``ADD COLUMN`` on both backends (no t
 which would drop SpatiaLite's geometry registration).
 
 Revision ID: 0005_venue_provenance
-Revises: 0002_manager_tokens
+Revises: 0004_activities_articles
 Create Date: 2026-12-02
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005_venue_provenance"
-down_revision = "0002_manager_tokens"
+down_revision = "0004_activities_articles"
 branch_labels = None
 depends_on = None
 
