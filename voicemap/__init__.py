@@ -19,7 +19,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the app: defaults, then VOICEMAP_* environment variables, then ``config``."""
     from . import config as settings
     from . import db, errors, http, limits, metrics, storage
-    from .http import api, clips, manage, pages
+    from .http import api, clips, manage, ogc, pages
 
     app = Flask(__name__, instance_relative_config=True,
                 template_folder=str(WEB_DIR / "templates"),
@@ -42,4 +42,5 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(clips.bp)
     app.register_blueprint(manage.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(ogc.bp)
     return app

@@ -197,6 +197,8 @@ def _wants_json() -> bool:
     from flask import request
 
     path = request.path
+    if path == "/ogc" or path.startswith("/ogc/"):  # OGC API: JSON unless a page was asked
+        return request.args.get("f") != "html"
     return (path.startswith(("/api/", "/audio/", "/healthz"))
             or request.accept_mimetypes.best == "application/json")
 

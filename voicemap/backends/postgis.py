@@ -234,3 +234,26 @@ def nearest_autocommit(engine: Engine, lon: float, lat: float, k: int,
     rows = direct.fetch(_nearest_sql(extra, k),
                         _nearest_params(lon, lat, categories, max_distance_m))
     return [row[0] for row in rows]
+
+
+# --- OGC API - Features (voicemap.ogc, voicemap.cql2) ------------------------------------
+
+
+def index_box_sql(table: str, alias: str, column: str, names: tuple[str, ...]) -> str:
+    """A WHERE term keeping rows whose ``column`` meets the box of the parameters ``names``
+    (minx, miny, maxx, maxy; CRS84), answered by the GiST index."""
+    minx, miny, maxx, maxy = (f":{n}" for n in names)
+    return f"{alias}.{column} && ST_MakeEnvelope({minx}, {miny}, {maxx}, {maxy}, 4326)"
+
+
+def spatial_sql(function: str, left: str, right: str) -> str:
+    """A spatial predicate (``ST_Intersects`` ...) as a boolean SQL term."""
+    return f"{function}({left}, {right})"
+
+
+def like_sql(expr: str, tokens: list[str], bind) -> str:
+    """Case-sensitive pattern match: ``tokens`` are "%" (any run), "_" (one character) or
+    "c" + a literal character; ``bind(value)`` returns a parameter's placeholder."""
+    pattern = "".join(t if t in ("%", "_") else
+                      ("\\" + t[1] if t[1] in "%_\\" else t[1]) for t in tokens)
+    return f"({expr} LIKE {bind(pattern)} ESCAPE '\\')"

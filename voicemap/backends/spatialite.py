@@ -183,3 +183,30 @@ def nearest_autocommit(engine: Engine, lon: float, lat: float, k: int,
                         max_distance_m, extra)
     finally:
         raw.close()
+
+
+# --- OGC API - Features (voicemap.ogc, voicemap.cql2) ------------------------------------
+
+
+def index_box_sql(table: str, alias: str, column: str, names: tuple[str, ...]) -> str:
+    """A WHERE term keeping rows whose ``column`` meets the box of the parameters ``names``
+    (minx, miny, maxx, maxy; CRS84): the R*Tree asked directly, as SpatiaLite never
+    consults it by itself."""
+    minx, miny, maxx, maxy = (f":{n}" for n in names)
+    return (f"{alias}.rowid IN (SELECT pkid FROM idx_{table}_{column} WHERE xmin <= {maxx} "
+            f"AND xmax >= {minx} AND ymin <= {maxy} AND ymax >= {miny})")
+
+
+def spatial_sql(function: str, left: str, right: str) -> str:
+    """A spatial predicate (``ST_Intersects`` ...) as a boolean SQL term (SpatiaLite's
+    answer 1, 0 or -1 for an invalid argument: only 1 is true)."""
+    return f"({function}({left}, {right}) = 1)"
+
+
+def like_sql(expr: str, tokens: list[str], bind) -> str:
+    """Case-sensitive pattern match (GLOB: SQLite's LIKE ignores case): ``tokens`` are "%"
+    (any run), "_" (one character) or "c" + a literal character."""
+    special = {"*": "[*]", "?": "[?]", "[": "[[]"}
+    pattern = "".join("*" if t == "%" else "?" if t == "_" else special.get(t[1], t[1])
+                      for t in tokens)
+    return f"({expr} GLOB {bind(pattern)})"
