@@ -208,8 +208,9 @@ class Emitter:
         raise bad(f"{_describe(node)} is not a geometry")
 
     def literal(self, geometry: dict[str, Any]) -> tuple[str, tuple[float, ...]]:
+        import numpy as np
+        import shapely
         from shapely.geometry import shape
-        from shapely.ops import transform
 
         from .ogc import CRS84, to_crs84
 
@@ -220,21 +221,14 @@ class Emitter:
         if geom.is_empty:
             raise bad("a geometry literal is empty")
         if self.crs != CRS84:
-            geom = transform(lambda x, y, z=None: _xy(x, y, self.crs, to_crs84), geom)
+            geom = shapely.transform(geom, lambda xy: np.array(
+                [to_crs84(float(x), float(y), self.crs) for x, y in xy], dtype=float))
         minx, miny, maxx, maxy = geom.bounds
         if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
             raise bad("a geometry literal lies outside the range of longitude and latitude "
                       f"(filter-crs is {self.crs})")
         return (f"ST_GeomFromText({self.sql.bind(geom.wkt)}, 4326)",
                 (minx, miny, maxx, maxy))
-
-
-def _xy(x, y, crs, convert):
-    import numpy as np
-
-    xs, ys = np.atleast_1d(x), np.atleast_1d(y)
-    pairs = [convert(float(a), float(b), crs) for a, b in zip(xs, ys, strict=True)]
-    return tuple(np.array(v) for v in zip(*pairs, strict=True))
 
 
 def _kind_name(kind: str) -> str:

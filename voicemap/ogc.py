@@ -288,6 +288,7 @@ class Query:
     limit: int = DEFAULT_LIMIT
     bbox: tuple[float, float, float, float] | None = None
     filter: Any = None  # a pygeofilter syntax tree
+    filter_text: str = ""  # as given, with its language: what a cursor is checked against
     filter_crs: str = CRS84
     equals: dict[str, list[Any]] = field(default_factory=dict)
     sortby: list[tuple[str, bool]] = field(default_factory=list)  # (property, descending)
@@ -296,8 +297,8 @@ class Query:
 
     def fingerprint(self) -> str:
         """What a cursor must belong to: the same collection, filters and order."""
-        raw = json.dumps([self.collection.id, self.bbox, repr(self.filter), self.equals,
-                          self.sortby], default=str)
+        raw = json.dumps([self.collection.id, self.bbox, self.filter_text, self.filter_crs,
+                          self.equals, self.sortby], default=str)
         return hashlib.sha256(raw.encode()).hexdigest()[:12]
 
     def keys(self) -> list[SortKey]:
@@ -334,13 +335,13 @@ def parse_query(collection: Collection, args, max_limit: int) -> Query:
         q.limit = min(limit, max_limit)  # larger asks get the maximum (Part 1, 7.15.3)
     q.crs = check_crs(args.get("crs"), "crs")
     bbox_crs = check_crs(args.get("bbox-crs"), "bbox-crs")
-    if "bbox-crs" in args and "bbox" not in args:
-        raise BadRequest("bbox-crs needs a bbox", param="bbox-crs")
     if args.get("bbox"):
         q.bbox = parse_bbox(args["bbox"], bbox_crs)
     q.filter_crs = check_crs(args.get("filter-crs"), "filter-crs")
     if args.get("filter"):
-        q.filter = parse_filter(args["filter"], args.get("filter-lang") or "cql2-text")
+        lang = args.get("filter-lang") or "cql2-text"
+        q.filter = parse_filter(args["filter"], lang)
+        q.filter_text = f"{lang}:{args['filter']}"
     elif "filter-lang" in args and args["filter-lang"] not in FILTER_LANGS:
         raise BadRequest(f"filter-lang must be one of {', '.join(FILTER_LANGS)}",
                          param="filter-lang")
