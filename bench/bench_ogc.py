@@ -68,7 +68,7 @@ WRK_LUA = textwrap.dedent("""
         return wrk.format("GET", string.format("%%s?limit=100&bbox=%%.5f,%%.5f,%%.5f,%%.5f%%s",
           prefix, x, y, x + %f, y + %f, suffix))
       end
-      return wrk.format("GET", prefix .. "?limit=100&filter=" .. %q .. suffix)
+      return wrk.format("GET", prefix .. "?limit=100&filter=%s" .. suffix)
     end
     function done(summary, latency, requests)
       local e = summary.errors
@@ -179,12 +179,13 @@ class PygeoapiServer:
 
 
 def pygeoapi_venv(version: str, where: Path) -> Path:
-    """A virtualenv with pygeoapi from PyPI (and psycopg2 for its PostgreSQL provider)."""
+    """A virtualenv with pygeoapi from PyPI, and psycopg2 and GeoAlchemy2, which its
+    PostgreSQL provider imports."""
     venv = where / f"pygeoapi-{version}"
     if not (venv / "bin" / "pygeoapi").exists():
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
         subprocess.run([str(venv / "bin" / "pip"), "install", "-q", f"pygeoapi=={version}",
-                        "psycopg2-binary", "gunicorn"], check=True)
+                        "psycopg2-binary", "geoalchemy2", "gunicorn"], check=True)
     return venv
 
 

@@ -283,6 +283,14 @@ def test_bbox_keeps_the_features_inside(site):
     assert site.all_ids({"bbox": ",".join(map(str, area))}) == expected
 
 
+def test_bbox_is_exact_not_the_index_float_boxes(site):
+    x, y = BY_ID["v00011"]["geometry"]["coordinates"]
+    just_west = f"{x - 0.01},{y - 0.01},{x - 1e-7},{y + 0.01}"
+    touching = f"{x - 0.01},{y - 0.01},{x},{y + 0.01}"
+    assert "v00011" not in site.all_ids({"bbox": just_west})
+    assert "v00011" in site.all_ids({"bbox": touching})
+
+
 def test_bbox_in_epsg4326_is_latitude_first(site):
     area = (116.30, 39.85, 116.45, 39.95)
     latlon = f"{area[1]},{area[0]},{area[3]},{area[2]}"

@@ -514,7 +514,7 @@ def _where(query: Query, backend: ModuleType, sql: Sql) -> list[str]:
     terms = [f"({c.public})"] if c.public != "true" else []
     if query.bbox is not None:
         names = tuple(sql.bind(v)[1:] for v in query.bbox)
-        terms.append(backend.index_box_sql(c.table, "v", c.geometry, names))
+        terms.append(backend.box_sql(c.table, "v", c.geometry, names))
     for name, values in query.equals.items():
         prop = c.prop(name)
         if len(values) == 1:

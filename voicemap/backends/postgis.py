@@ -246,6 +246,14 @@ def index_box_sql(table: str, alias: str, column: str, names: tuple[str, ...]) -
     return f"{alias}.{column} && ST_MakeEnvelope({minx}, {miny}, {maxx}, {maxy}, 4326)"
 
 
+def box_sql(table: str, alias: str, column: str, names: tuple[str, ...]) -> str:
+    """Rows whose ``column`` intersects the box exactly: ``&&`` alone compares the float4
+    boxes of the index, which admit points up to a metre outside."""
+    minx, miny, maxx, maxy = (f":{n}" for n in names)
+    return (f"ST_Intersects({alias}.{column}, "
+            f"ST_MakeEnvelope({minx}, {miny}, {maxx}, {maxy}, 4326))")
+
+
 def spatial_sql(function: str, left: str, right: str) -> str:
     """A spatial predicate (``ST_Intersects`` ...) as a boolean SQL term."""
     return f"{function}({left}, {right})"

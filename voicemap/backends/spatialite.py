@@ -197,6 +197,14 @@ def index_box_sql(table: str, alias: str, column: str, names: tuple[str, ...]) -
             f"AND xmax >= {minx} AND ymin <= {maxy} AND ymax >= {miny})")
 
 
+def box_sql(table: str, alias: str, column: str, names: tuple[str, ...]) -> str:
+    """Rows whose ``column`` intersects the box exactly: the R*Tree (float32 boxes, which
+    admit points up to a metre outside), then the exact test."""
+    minx, miny, maxx, maxy = (f":{n}" for n in names)
+    return (f"({index_box_sql(table, alias, column, names)} AND ST_Intersects({alias}.{column}, "
+            f"BuildMbr({minx}, {miny}, {maxx}, {maxy}, 4326)) = 1)")
+
+
 def spatial_sql(function: str, left: str, right: str) -> str:
     """A spatial predicate (``ST_Intersects`` ...) as a boolean SQL term (SpatiaLite's
     answer 1, 0 or -1 for an invalid argument: only 1 is true)."""
