@@ -22,6 +22,7 @@ from conftest import BACKENDS, throwaway_postgis
 from helpers import load, random_features
 from pyproj import Transformer
 from shapely.geometry import Point, box, shape
+from sqlalchemy import text
 
 from voicemap import create_app, db, ogc
 
@@ -266,6 +267,24 @@ def test_prev_link_returns_the_page_before(site):
 def test_first_page_has_no_prev(site):
     doc = site.json("/collections/venues/items", {"limit": 50})
     assert not [lnk for lnk in doc["links"] if lnk["rel"] == "prev"]
+
+
+def test_number_matched_is_reused_for_count_ttl_then_recounted(site):
+    params = {"filter": "name_en LIKE 'Counted %'", "limit": 1}
+    before = site.json("/collections/venues/items", params)["numberMatched"]
+    load(site.app, [{**FEATURES[0], "properties": {**FEATURES[0]["properties"],
+                                                   "id": "counted-1", "name_en": "Counted 1"}}])
+    try:
+        site.app.config["OGC_COUNT_TTL_S"] = 60
+        assert site.json("/collections/venues/items", params)["numberMatched"] == before
+        site.app.config["OGC_COUNT_TTL_S"] = 0
+        ogc._COUNTS.clear()
+        assert site.json("/collections/venues/items", params)["numberMatched"] == before + 1
+    finally:
+        site.app.config["OGC_COUNT_TTL_S"] = 10
+        with site.app.app_context(), db.session_scope() as session:
+            session.execute(text("DELETE FROM venues WHERE id = 'counted-1'"))
+        ogc._COUNTS.clear()
 
 
 def test_limit_above_the_maximum_gets_the_maximum(site):

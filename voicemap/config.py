@@ -88,6 +88,8 @@ def defaults(instance_path: str) -> dict[str, Any]:
         # OGC API - Features: the largest ``limit`` an items page honours (larger asks get
         # this many).
         "OGC_MAX_LIMIT": 10000,
+        # ... and how long a query's numberMatched is reused by a worker (0: count each time).
+        "OGC_COUNT_TTL_S": 10,
     }
 
 
@@ -113,6 +115,7 @@ def finish(config: dict[str, Any], instance_path: str) -> None:
     config["RATELIMIT_ENABLED"] = _flag(config["RATELIMIT_ENABLED"])
     config["METRICS_TOKEN"] = str(config.get("METRICS_TOKEN") or "")
     config["OGC_MAX_LIMIT"] = int(config["OGC_MAX_LIMIT"])
+    config["OGC_COUNT_TTL_S"] = float(config["OGC_COUNT_TTL_S"])
     if config["OGC_MAX_LIMIT"] < 1:
         raise ValueError("VOICEMAP_OGC_MAX_LIMIT must be at least 1")
     hosts = _names(config["TRUSTED_HOSTS"])

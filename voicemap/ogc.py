@@ -19,6 +19,7 @@ import base64
 import hashlib
 import json
 import math
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -577,13 +578,39 @@ class Page:
     prev: str | None = None
 
 
-def items(conn: Connection, query: Query) -> Page:
+# numberMatched of recent first pages, per database and query: (expires, count). Counting
+# a filter's matches costs a pass over them (pygeoapi does the same on every page), so a
+# client asking the same query again within ``count_ttl`` seconds gets the count again.
+_COUNTS: dict[tuple[str, str], tuple[float, int]] = {}
+_COUNTS_MAX = 4096
+
+
+def _count(conn: Connection, query: Query, where: str, params: dict[str, Any],
+           ttl: float) -> int:
+    key = (conn.engine.url.render_as_string(hide_password=True), query.fingerprint())
+    now = time.monotonic()
+    cached = _COUNTS.get(key)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    c = query.collection
+    n = conn.execute(text(f"SELECT count(*) FROM {c.table} v WHERE {where}"),
+                     params).scalar_one()
+    if ttl > 0:
+        if len(_COUNTS) >= _COUNTS_MAX:
+            _COUNTS.clear()
+        _COUNTS[key] = (now + ttl, n)
+    return n
+
+
+def items(conn: Connection, query: Query, count_ttl: float = 0.0) -> Page:
     """The page of features the query asks for, in a stable order, evaluated in the database.
 
     Reads one row more than ``limit`` to know whether another page follows; counts the
-    matches once, on the first page, and carries the count in the cursors.
+    matches once, on the first page (or takes the count of the same query made less than
+    ``count_ttl`` seconds ago in this process), and carries the count in the cursors.
     """
     backend = backends.select(conn)
+    backend.begin_read(conn)
     c = query.collection
     sql = Sql()
     terms = _where(query, backend, sql)
@@ -592,9 +619,7 @@ def items(conn: Connection, query: Query) -> Page:
     back = bool(cursor.get("b"))
     matched = cursor.get("n")
     if matched is None:
-        where = " AND ".join(terms) or "true"
-        matched = conn.execute(text(f"SELECT count(*) FROM {c.table} v WHERE {where}"),
-                               sql.params).scalar_one()
+        matched = _count(conn, query, " AND ".join(terms) or "true", sql.params, count_ttl)
     page_terms = list(terms)
     order_keys = keys
     if cursor:

@@ -188,6 +188,10 @@ def nearest_autocommit(engine: Engine, lon: float, lat: float, k: int,
 # --- OGC API - Features (voicemap.ogc, voicemap.cql2) ------------------------------------
 
 
+def begin_read(conn: Connection) -> None:
+    """Set up the transaction of an OGC items query: nothing to do on SQLite."""
+
+
 def index_box_sql(table: str, alias: str, column: str, names: tuple[str, ...]) -> str:
     """A WHERE term keeping rows whose ``column`` meets the box of the parameters ``names``
     (minx, miny, maxx, maxy; CRS84): the R*Tree asked directly, as SpatiaLite never

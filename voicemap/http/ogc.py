@@ -167,7 +167,7 @@ def items(collection_id: str):
     query = ogc.parse_query(found, request.args, current_app.config["OGC_MAX_LIMIT"])
     html = wants_html()
     with db.engine().connect() as conn:
-        page = ogc.items(conn, query)
+        page = ogc.items(conn, query, current_app.config["OGC_COUNT_TTL_S"])
     features = [ogc.reproject(f, query.crs) for f in page.features]
     fmt = "html" if html else "json"
     links = [link(page_url(collection_id, request.args.get("cursor"), "json"),
