@@ -27,6 +27,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         manage,
         manage_activities,  # noqa: F401 (adds its routes to manage.bp)
         manage_works,  # noqa: F401 (adds its routes to manage.bp)
+        ogc,
         pages,
         tiles,
         works,
@@ -57,4 +58,5 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(activities.bp)
     app.register_blueprint(info.bp)
     app.register_blueprint(works.bp)
+    app.register_blueprint(ogc.bp)
     return app

@@ -85,6 +85,11 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "RATELIMIT_KEY_PREFIX": "voicemap",
         # /metrics answers loopback and trusted proxies, and this bearer token if set.
         "METRICS_TOKEN": "",
+        # OGC API - Features: the largest ``limit`` an items page honours (larger asks get
+        # this many).
+        "OGC_MAX_LIMIT": 10000,
+        # ... and how long a query's numberMatched is reused by a worker (0: count each time).
+        "OGC_COUNT_TTL_S": 10,
     }
 
 
@@ -109,6 +114,10 @@ def finish(config: dict[str, Any], instance_path: str) -> None:
     config["TRUSTED_PROXIES"] = _names(config["TRUSTED_PROXIES"])
     config["RATELIMIT_ENABLED"] = _flag(config["RATELIMIT_ENABLED"])
     config["METRICS_TOKEN"] = str(config.get("METRICS_TOKEN") or "")
+    config["OGC_MAX_LIMIT"] = int(config["OGC_MAX_LIMIT"])
+    config["OGC_COUNT_TTL_S"] = float(config["OGC_COUNT_TTL_S"])
+    if config["OGC_MAX_LIMIT"] < 1:
+        raise ValueError("VOICEMAP_OGC_MAX_LIMIT must be at least 1")
     hosts = _names(config["TRUSTED_HOSTS"])
     if not hosts:
         hosts = ["localhost", "127.0.0.1", "::1", "[::1]"]

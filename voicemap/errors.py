@@ -205,9 +205,9 @@ def _wants_json() -> bool:
     from flask import request
 
     path = request.path
-    # Tiles and tiling schemes are read by map software, never by people.
-    return (path.startswith(("/api/", "/audio/", "/healthz", "/ogc/tileMatrixSets",
-                             "/ogc/collections/venues/tiles"))
+    if path == "/ogc" or path.startswith("/ogc/"):  # OGC API: JSON unless a page was asked
+        return request.args.get("f") != "html"
+    return (path.startswith(("/api/", "/audio/", "/healthz"))
             or request.accept_mimetypes.best == "application/json")
 
 

@@ -58,6 +58,8 @@ ASSET_FILES: dict[str, str] = {
     "vm/works-map.js": "static/vm/works-map.js",
     "vm/vm.css": "static/vm/vm.css",
     "vm/favicon.svg": "static/vm/favicon.svg",
+    "vm/ogc.css": "static/vm/ogc.css",  # the OGC API's HTML pages
+    "vm/ogc.js": "static/vm/ogc.js",
 }
 MAP_JS = ("leaflet/leaflet.js", "markercluster/leaflet.markercluster.js",
           "subgroup/leaflet.featuregroup.subgroup.js", "vm/gcj02.js", "vm/map.js",

@@ -261,3 +261,40 @@ def cluster_tile(conn: Connection, tile, grid: int) -> bytes:
                                          "voiced_count": int(nv or 0)})
                 for _gx, _gy, n, nv, lon, lat in rows]
     return tiles.encode(features) if features else b""
+# --- OGC API - Features (voicemap.ogc, voicemap.cql2) ------------------------------------
+
+
+def begin_read(conn: Connection) -> None:
+    """Set up the transaction of an OGC items query: nothing to do on SQLite."""
+
+
+def index_box_sql(table: str, alias: str, column: str, names: tuple[str, ...]) -> str:
+    """A WHERE term keeping rows whose ``column`` meets the box of the parameters ``names``
+    (minx, miny, maxx, maxy; CRS84): the R*Tree asked directly, as SpatiaLite never
+    consults it by itself."""
+    minx, miny, maxx, maxy = (f":{n}" for n in names)
+    return (f"{alias}.rowid IN (SELECT pkid FROM idx_{table}_{column} WHERE xmin <= {maxx} "
+            f"AND xmax >= {minx} AND ymin <= {maxy} AND ymax >= {miny})")
+
+
+def box_sql(table: str, alias: str, column: str, names: tuple[str, ...]) -> str:
+    """Rows whose ``column`` intersects the box exactly: the R*Tree (float32 boxes, which
+    admit points up to a metre outside), then the exact test."""
+    minx, miny, maxx, maxy = (f":{n}" for n in names)
+    return (f"({index_box_sql(table, alias, column, names)} AND ST_Intersects({alias}.{column}, "
+            f"BuildMbr({minx}, {miny}, {maxx}, {maxy}, 4326)) = 1)")
+
+
+def spatial_sql(function: str, left: str, right: str) -> str:
+    """A spatial predicate (``ST_Intersects`` ...) as a boolean SQL term (SpatiaLite's
+    answer 1, 0 or -1 for an invalid argument: only 1 is true)."""
+    return f"({function}({left}, {right}) = 1)"
+
+
+def like_sql(expr: str, tokens: list[str], bind) -> str:
+    """Case-sensitive pattern match (GLOB: SQLite's LIKE ignores case): ``tokens`` are "%"
+    (any run), "_" (one character) or "c" + a literal character."""
+    special = {"*": "[*]", "?": "[?]", "[": "[[]"}
+    pattern = "".join("*" if t == "%" else "?" if t == "_" else special.get(t[1], t[1])
+                      for t in tokens)
+    return f"({expr} GLOB {bind(pattern)})"

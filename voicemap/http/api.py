@@ -28,6 +28,9 @@ GEOJSON = "application/geo+json"
 # can read only what anyone can.
 PUBLIC = frozenset({"api.venue_list", "api.venue_detail", "api.nearest", "api.category_list",
                     "clips.venue_clips", "pages.map_venues"})
+# Blueprints all of whose endpoints are public reads (OGC API - Features), under these paths.
+PUBLIC_BLUEPRINTS = frozenset({"ogc"})
+CORS_PATHS = ("/api/", "/ogc")
 PREFLIGHT = {"Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
              "Access-Control-Allow-Headers": "Accept, Accept-Language, If-None-Match",
              "Access-Control-Max-Age": "86400"}
@@ -36,16 +39,17 @@ PREFLIGHT = {"Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
 @bp.after_app_request
 def cors(response: Response) -> Response:
     """``Access-Control-Allow-Origin: *`` on public GETs under /api/, and their preflights."""
-    if not request.path.startswith("/api/") or "Authorization" in request.headers:
+    if not request.path.startswith(CORS_PATHS) or "Authorization" in request.headers:
         return response
     try:
         endpoint, _ = current_app.url_map.bind_to_environ(request.environ).match(method="GET")
     except HTTPException:
         return response
-    if endpoint not in PUBLIC or request.method not in ("GET", "HEAD", "OPTIONS"):
+    public = endpoint in PUBLIC or endpoint.split(".")[0] in PUBLIC_BLUEPRINTS
+    if not public or request.method not in ("GET", "HEAD", "OPTIONS"):
         return response
     response.headers["Access-Control-Allow-Origin"] = "*"
-    response.headers["Access-Control-Expose-Headers"] = "Content-Disposition"
+    response.headers["Access-Control-Expose-Headers"] = "Content-Disposition, Content-Crs"
     if request.method == "OPTIONS":
         response.status_code = 204
         response.set_data(b"")
