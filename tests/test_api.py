@@ -83,10 +83,18 @@ def test_venue_list_streams_everything_as_rfc7946(client, loaded):
 
 def test_venue_list_filters(client, loaded):
     doc = client.get("/api/venues?category=park&bbox=116.3,39.8,116.5,40.0").get_json(force=True)
+    expected = sorted(
+        f["properties"]["id"] for f in loaded
+        if f["properties"]["category"] == "park"
+        and 116.3 <= f["geometry"]["coordinates"][0] <= 116.5
+        and 39.8 <= f["geometry"]["coordinates"][1] <= 40.0)
+    assert len(expected) >= 2  # the fixture puts parks in the box, and some outside it
+    assert [f["id"] for f in doc["features"]] == expected
     for f in doc["features"]:
         lon, lat = f["geometry"]["coordinates"]
         assert f["properties"]["category"] == "park"
-        assert 116.3 <= lon <= 116.5 and 39.8 <= lat <= 40.0
+        assert 116.3 <= lon <= 116.5
+        assert 39.8 <= lat <= 40.0
     named = client.get("/api/venues?q=onerror").get_json(force=True)
     assert [f["id"] for f in named["features"]] == ["xss"]
 
@@ -99,10 +107,28 @@ def test_venue_detail_and_404(client, loaded):
     assert missing.status_code == 404 and "nope" in missing.get_json()["error"]
 
 
-def test_categories_lists_nine_with_counts(client, loaded):
+NINE_CATEGORIES = ["museum", "exhibition_hall", "library", "stadium", "science_site",
+                   "performing_arts", "park", "green_space", "playground"]
+
+
+def test_categories_lists_all_nine_in_order(client, loaded):
     cats = client.get("/api/categories").get_json()["categories"]
-    assert [c["id"] for c in cats][:3] == ["museum", "exhibition_hall", "library"]
-    assert sum(c["count"] for c in cats) == len(loaded)
+    assert [c["id"] for c in cats] == NINE_CATEGORIES
+
+
+def test_categories_count_each_category(client, loaded):
+    cats = client.get("/api/categories").get_json()["categories"]
+    expected = {c: sum(f["properties"]["category"] == c for f in loaded)
+                for c in NINE_CATEGORIES}
+    assert min(expected.values()) > 0  # every category is in the fixture
+    assert {c["id"]: c["count"] for c in cats} == expected
+
+
+def test_categories_carry_both_labels(client):
+    cats = client.get("/api/categories").get_json()["categories"]
+    assert len(cats) == 9
+    assert all(c["zh"] for c in cats), cats
+    assert all(c["en"] for c in cats), cats
 
 
 def test_healthz(client):

@@ -16,6 +16,7 @@ from pathlib import Path
 import audio_fixtures as fx
 import numpy as np
 import pytest
+from helpers import mp3_tags
 from pydub import AudioSegment
 
 from voicemap import audio
@@ -91,7 +92,7 @@ def private_tempdir(tmp_path, monkeypatch) -> Path:
 def mp3_frames(path: Path) -> list[tuple[int, int, int, int]]:
     """(MPEG version bits, layer bits, bitrate index, sample-rate index) of every frame."""
     data = path.read_bytes()
-    assert data[:3] != b"ID3", "published MP3 must carry no ID3 tag"
+    assert mp3_tags(data) == [], "a published MP3 carries no tag"
     frames, pos = [], 0
     while pos + 4 <= len(data):
         n = probing._mp3_frame_len(data[pos : pos + 4])
@@ -479,6 +480,20 @@ def test_encode_makes_a_bare_cbr_mp3(tmp_path, private_tempdir):
     assert not info["format"].get("tags") and not info["streams"][0].get("tags")
     assert float(info["format"]["duration"]) == pytest.approx(2.0, abs=0.06)
     assert list(private_tempdir.iterdir()) == []
+
+
+def test_tag_check_sees_every_kind_of_tag(tmp_path):
+    """``mp3_tags`` (what the published-file checks rely on) finds tags that are there."""
+    src = tmp_path / "tone.wav"
+    fx.ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:duration=1", str(src))
+    tagged = tmp_path / "tagged.mp3"
+    fx.ffmpeg("-i", str(src), "-c:a", "libmp3lame", "-id3v2_version", "3", "-write_id3v1", "1",
+              "-metadata", "title=Lily at the museum", str(tagged))  # fmt: skip
+    data = tagged.read_bytes()
+    assert mp3_tags(data) == ["ID3v2", "ID3v1"]
+    ape = b"APETAGEX" + (2000).to_bytes(4, "little") + bytes(20)  # an APEv2 footer
+    assert mp3_tags(data[:-128] + ape) == ["ID3v2", "APE"]
+    assert mp3_tags(data[:-128] + b"LYRICSBEGINxyz000011LYRICS200") == ["ID3v2", "Lyrics3"]
 
 
 def test_failed_encode_leaves_nothing_behind(encoded, tmp_path, out_dir, private_tempdir,
