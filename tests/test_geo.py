@@ -104,7 +104,8 @@ def test_degree_box_holds_the_whole_circle(lat):
         for _ in range(360):
             az = rng.uniform(-180, 180)
             plon, plat, _ = geo.WGS84.fwd(lon, lat, az, radius)
-            assert minlon <= plon <= maxlon and minlat <= plat <= maxlat
+            assert minlon <= plon <= maxlon
+            assert minlat <= plat <= maxlat
 
 
 @pytest.mark.parametrize("lon,lat,param", [(181, 0, "lon"), (0, -91, "lat"),
