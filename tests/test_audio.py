@@ -5,7 +5,6 @@ filter, a meter independent of ours."""
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 import sys
@@ -23,11 +22,7 @@ from voicemap import audio
 from voicemap.audio import (
     Limits,
     ProbeInfo,
-    decode,
-    encode,
-    loudness,
     pipeline,
-    settings,
 )
 from voicemap.errors import AudioRejected, PayloadTooLarge
 
@@ -565,26 +560,6 @@ def test_overshoot_over_full_scale_is_not_clipped(encoded, tmp_path):
     assert b.loudness_lufs == pytest.approx(a.loudness_lufs, abs=0.05)
 
 
-def test_render_applies_gain_limiter_and_pydub_fades():
-    n = audio.WORK_RATE * 2
-    pcm = np.full(n, 2**29, dtype=np.int32)  # 0.25 at the scale below
-    voice = AudioSegment(data=pcm.tobytes(), sample_width=4, frame_rate=audio.WORK_RATE,
-                         channels=1)  # fmt: skip
-    gains = np.ones(-(-n // settings._BLOCK), dtype=np.float32)
-    gains[len(gains) // 2 :] = 0.5  # the limiter halves the second half
-    out = encode._render(voice, 2**31, 2.0, gains)
-    y = decode._pcm(out)
-    fade = int(audio.WORK_RATE * audio.FADE_MS / 1000)
-    assert (out.sample_width, out.frame_rate, len(y)) == (2, audio.WORK_RATE, n)
-    assert y[fade] == 16384
-    assert y[-fade - 1] == 8192  # 0.25 * 2 (* 0.5) in 16 bits
-    assert abs(int(y[0])) <= 1
-    assert abs(int(y[-1])) <= 100  # pydub's linear fades
-    assert y[fade // 2] == pytest.approx(8192, abs=100)
-    assert np.all(np.diff(y[:fade].astype(int)) >= 0)
-    assert np.all(np.diff(y[-fade:]) <= 0)
-
-
 def test_published_loudness_agrees_with_pyloudnorm(encoded, out_dir):
     """The published MP3 decoded by pydub and measured by pyloudnorm, a reference meter that is
     not ours, reads where we say it does."""
@@ -626,101 +601,75 @@ def test_probe_ignores_names_and_skips_id3(tmp_path, encoded):
     assert info.value.code == "not_audio"
 
 
-def test_meter_agrees_with_pyloudnorm():
-    """Our streaming BS.1770 meter against pyloudnorm's reference implementation."""
-    pyln = pytest.importorskip("pyloudnorm")
-    rate = 44100
-    rng = np.random.default_rng(3)
-    t = np.arange(rate * 5) / rate
-    x = (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 0.7 * t))
-         + 0.05 * rng.standard_normal(len(t))).astype(np.float32)  # fmt: skip
-    x[: rate] *= 0.001  # a quiet second for the gates to drop
-    weighted = x.astype(np.float64)
-    for b, a in loudness._k_weighting(rate):
-        y = np.zeros_like(weighted)
-        x1 = x2 = y1 = y2 = 0.0
-        for i, v in enumerate(weighted):  # plain difference equation, no scipy
-            out = b[0] * v + b[1] * x1 + b[2] * x2 - a[1] * y1 - a[2] * y2
-            x2, x1, y2, y1 = x1, v, y1, out
-            y[i] = out
-        weighted = y
-    meter = loudness._Meter(rate)
-    for i in range(0, len(x), 30000):  # streamed in odd-sized chunks
-        meter.feed(x[i : i + 30000], weighted[i : i + 30000].astype(np.float32))
-    lufs, _ = meter.result()
-    reference = pyln.Meter(rate, filter_class="DeMan").integrated_loudness(x.astype(np.float64))
-    assert lufs == pytest.approx(reference, abs=0.02)
+# --- loudness, true peak, limiter and fades, seen in what is published ------------------------
 
 
-def test_true_peak_catches_intersample_peaks():
-    rate = 44100
-    t = np.arange(rate)
-    x = np.sin(2 * np.pi * (rate / 4) * t / rate + math.pi / 4) * np.hanning(rate) ** 0.1
-    x = x.astype(np.float32)  # a tone at fs/4, faded in and out (no step at the edges)
-    assert np.abs(x).max() == pytest.approx(math.sqrt(0.5), abs=2e-3)  # samples miss the crest
-    meter = loudness._Meter(rate)
-    meter.feed(x, x)
-    _, peak = meter.result()
-    assert peak == pytest.approx(0.0, abs=0.05)
+def speech_float(encoded) -> np.ndarray:
+    """The English test speech as float samples at 44.1 kHz, peaking at -6 dBFS."""
+    x = fx.pcm16(encoded("en", "wav"), 44100).astype(np.float32) / 32768
+    return x * np.float32(0.5 / np.abs(x).max())
 
 
-def test_limiter_never_lets_a_block_over_the_ceiling():
-    rng = np.random.default_rng(5)
-    tp = (rng.random(20000) ** 4).astype(np.float32) * 2.0
-    tp[5000:5003] = 8.0  # a sharp spike
-    gain = 1.5
-    ceiling = np.full(len(tp), 0.8, dtype=np.float32)
-    ceiling[12000:12050] = 0.5  # lowered locally, as after an MP3 overshoot there
-    gains = loudness._limiter_gains(tp, gain, ceiling)
-    assert gains.dtype == np.float32
-    assert gains.max() <= 1.0
-    for shift in (-1, 0, 1):  # samples interpolate between neighbouring blocks
-        neighbour = np.roll(gains, shift)
-        neighbour[0 if shift == 1 else -1] = gains[0 if shift == 1 else -1]
-        assert np.all(neighbour * gain * tp <= ceiling * (1 + 1e-6))
-    quiet = np.full(1000, 0.1, dtype=np.float32)
-    assert np.all(loudness._limiter_gains(quiet, gain, ceiling[:1000]) == 1.0)  # nothing to do
+def voiced(x: np.ndarray, rate: int = 44100) -> np.ndarray:
+    """True where the speech ``x`` is voiced (20 ms RMS within 30 dB of its loudest)."""
+    block = rate // 50
+    n = len(x) // block * block
+    rms = np.sqrt(np.mean(x[:n].reshape(-1, block) ** 2, axis=1))
+    mask = np.repeat(rms > rms.max() * 10 ** (-30 / 20), block)
+    return np.concatenate([mask, np.zeros(len(x) - n, dtype=bool)])
 
 
-def test_gain_solver_reaches_target_through_heavy_limiting():
+def test_intersample_peaks_are_held_under_the_true_peak_limit(encoded, tmp_path):
+    """A tone at a quarter of the sample rate, 45 degrees off the samples, under the speech:
+    its crests fall between samples (3 dB over them). Measured by ffmpeg's own 4x oversampled
+    meter, the published file still keeps to -1 dBTP, and we report its true peak right."""
+    x = speech_float(encoded)
+    t = np.arange(len(x))
+    tone = np.sin(2 * np.pi * t / 4 + np.pi / 4).astype(np.float32)
+    assert np.abs(tone).max() == pytest.approx(np.sqrt(0.5), abs=1e-3)  # samples miss the crest
+    mixed = x + np.float32(0.4) * tone * voiced(x)
+    result = audio.process(float_wav(mixed, tmp_path / "tone.wav"), tmp_path / "out")
+    lufs, peak = fx.ebur128(result.path)
+    assert peak <= -1.0
+    assert result.true_peak_dbtp == pytest.approx(peak, abs=0.15)
+    assert lufs == pytest.approx(audio.TARGET_LUFS, abs=1.0)
+
+
+@pytest.mark.parametrize("every_ms", [None, 30])
+def test_bursts_far_over_the_speech_are_limited_and_the_speech_reaches_target(
+        encoded, tmp_path, every_ms):
+    """Plosive-like bursts 20 dB hotter than the speech: a dozen of them, or one every 30 ms
+    (where a 50 ms limiter hold never lets go and the pipeline must use its faster one). The
+    published file is on -16 LUFS and under -1 dBTP either way."""
     rng = np.random.default_rng(7)
-    blocks = 105 * 100  # 10 s
-    kw = (rng.random(blocks) * 1e-4).astype(np.float64)
-    tp = np.sqrt(kw / settings._BLOCK).astype(np.float32) * 3  # crest factor ~10 dB...
-    for start in rng.choice(blocks - 30, 12, replace=False):
-        tp[start : start + 30] *= 10  # ...and a dozen 30 ms bursts 20 dB hotter (plosives)
-    ceiling = np.full(blocks, 10 ** (-1.4 / 20), dtype=np.float32)
-    start = 10 ** ((-16 - loudness._predicted_loudness(kw, None, 1.0)) / 20)
-    gain, gains = loudness._solve_gain(kw, tp, -16.0, ceiling, start)
-    assert loudness._predicted_loudness(kw, gains, gain) == pytest.approx(-16.0, abs=0.02)
-    assert gains.min() < 0.7  # it did need the limiter
-    assert np.all(gains * gain * tp <= ceiling * (1 + 1e-6))
+    x = speech_float(encoded) * np.float32(0.1)  # speech peaking at -26 dBFS...
+    burst = int(0.03 * 44100) if every_ms is None else int(0.002 * 44100)
+    where = np.flatnonzero(voiced(x))
+    starts = (rng.choice(where[:-burst], 12, replace=False) if every_ms is None
+              else where[:-burst][:: int(every_ms / 1000 * 44100)])
+    for s0 in starts:  # ...with bursts at -6 dBFS
+        x[s0 : s0 + burst] += rng.uniform(-0.5, 0.5, burst).astype(np.float32)
+    result = audio.process(float_wav(x, tmp_path / "bursts.wav"), tmp_path / "out")
+    lufs, peak = fx.ebur128(result.path)
+    assert peak <= -1.0
+    assert lufs == pytest.approx(audio.TARGET_LUFS, abs=1.0)
 
 
-def test_gain_solver_falls_back_to_the_fast_limiter_for_spikes_everywhere():
-    rng = np.random.default_rng(7)
-    blocks = 105 * 100
-    kw = rng.random(blocks) * 1e-4
-    tp = np.sqrt(kw / settings._BLOCK).astype(np.float32) * 3
-    tp[rng.random(blocks) < 0.03] *= 10  # a spike every ~30 ms: the 50 ms hold never lets go
-    ceiling = np.full(blocks, 10 ** (-1.4 / 20), dtype=np.float32)
-    start = 10 ** ((-16 - loudness._predicted_loudness(kw, None, 1.0)) / 20)
-    normal = loudness._solve_with(kw, tp, -16.0, ceiling, start, loudness._LIMITER_NORMAL)
-    assert loudness._predicted_loudness(kw, normal[1], normal[0]) < -20  # out of reach
-    gain, gains = loudness._solve_gain(kw, tp, -16.0, ceiling, start)
-    assert loudness._predicted_loudness(kw, gains, gain) == pytest.approx(-16.0, abs=0.02)
-    assert np.all(gains * gain * tp <= ceiling * (1 + 1e-6))
+def test_voice_starting_abruptly_is_faded_in(tmp_path):
+    """A recording that starts mid-word at full level is published with a fade-in, not a
+    click."""
+    rate = 44100
+    t = np.arange(rate * 2) / rate
+    tone = (0.5 * np.sin(2 * np.pi * 220 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t)))
+    result = audio.process(float_wav(tone.astype(np.float32), tmp_path / "cut.wav"),
+                           tmp_path / "out")
+    y = fx.pcm16(result.path, rate).astype(np.float64)
+    onset = int(np.flatnonzero(np.abs(y) > 30)[0])  # the first sound (the encoder's delay)
+    ms = rate // 1000
 
+    def rms(at: int) -> float:
+        return float(np.sqrt(np.mean(y[at : at + ms] ** 2)))
 
-def test_local_ceiling_correction():
-    ceiling = np.full(105 * 30, 0.85, dtype=np.float32)  # 3 s of blocks
-    windows = np.full(300, 0.5, dtype=np.float32)  # 10 ms windows of the published file
-    windows[150] = 1.0  # 1.5 s: 0 dBTP, 1 dB over a -1 dBTP goal
-    goal = 10 ** (-1.0 / 20)
-    assert loudness._lower_where_over(ceiling, windows, goal)
-    t = (np.arange(len(ceiling)) + 0.5) * settings._BLOCK / audio.WORK_RATE
-    lowered = ceiling < 0.85
-    assert t[lowered].min() >= 1.47
-    assert t[lowered].max() <= 1.53
-    assert 20 * np.log10(0.85 / ceiling.min()) == pytest.approx(1.1, abs=0.01)
-    assert not loudness._lower_where_over(ceiling, windows * 0.8, goal)
+    fade = int(audio.FADE_MS * ms)
+    assert rms(onset) < 0.3 * rms(onset + fade)
+    assert rms(onset + fade // 2) < rms(onset + fade)
