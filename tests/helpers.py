@@ -56,6 +56,30 @@ def load(app, features: list[dict[str, Any]]) -> None:
         venues.upsert(session, checked.records)
 
 
+# --- MP3 tags ------------------------------------------------------------------------------
+
+
+def mp3_tags(data: bytes) -> list[str]:
+    """The metadata tags an MP3 file carries: ``ID3v2`` (at the start, or its footer),
+    ``ID3v1`` (the last 128 bytes), ``APE`` and ``Lyrics3``. LAME's Xing/"Info" header is an
+    MPEG frame of silence that describes the stream, not a tag, and is not reported."""
+    found = []
+    if data[:3] == b"ID3" or b"3DI" in data[-10:]:
+        found.append("ID3v2")
+    if data[-128:-125] == b"TAG":
+        found.append("ID3v1")
+    if b"APETAGEX" in data:
+        found.append("APE")
+    if b"LYRICSBEGIN" in data or b"LYRICS200" in data:
+        found.append("Lyrics3")
+    return found
+
+
+def starts_with_mpeg_frame(data: bytes) -> bool:
+    """The first bytes are an MPEG audio frame header (11 sync bits set)."""
+    return len(data) >= 2 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0
+
+
 # --- audio made at test time ---------------------------------------------------------------
 
 SAY = {"en": "Welcome to the museum. Here you can see dinosaurs and old bronze bells.",

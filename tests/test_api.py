@@ -18,9 +18,11 @@ def loaded(app):
 
 def test_nearest_returns_feature_collection_nearest_first(client, loaded):
     r = client.get("/api/nearest?lat=39.91&lon=116.39&k=7")
-    assert r.status_code == 200 and r.mimetype == "application/geo+json"
+    assert r.status_code == 200
+    assert r.mimetype == "application/geo+json"
     doc = r.get_json(force=True)
-    assert doc["type"] == "FeatureCollection" and len(doc["features"]) == 7
+    assert doc["type"] == "FeatureCollection"
+    assert len(doc["features"]) == 7
     d = [f["properties"]["distance_m"] for f in doc["features"]]
     assert d == sorted(d)
 
@@ -60,7 +62,8 @@ def test_nearest_bad_parameters_get_400_naming_them(client, query, param):
     r = client.get(f"/api/nearest?{query}")
     assert r.status_code == 400
     body = r.get_json()
-    assert body["param"] == param and param in body["error"]
+    assert body["param"] == param
+    assert param in body["error"]
 
 
 @pytest.mark.parametrize("query,param", [
@@ -69,24 +72,35 @@ def test_nearest_bad_parameters_get_400_naming_them(client, query, param):
 ])
 def test_venue_list_bad_parameters(client, query, param):
     r = client.get(f"/api/venues?{query}")
-    assert r.status_code == 400 and r.get_json()["param"] == param
+    assert r.status_code == 400
+    assert r.get_json()["param"] == param
 
 
 def test_venue_list_streams_everything_as_rfc7946(client, loaded):
     with client.get("/api/venues", buffered=False) as r:
-        assert r.status_code == 200 and r.mimetype == "application/geo+json"
+        assert r.status_code == 200
+        assert r.mimetype == "application/geo+json"
         assert r.is_streamed
         doc = json.loads(r.get_data(as_text=True))
-    assert "crs" not in doc and len(doc["features"]) == len(loaded)
+    assert "crs" not in doc
+    assert len(doc["features"]) == len(loaded)
     assert [f["id"] for f in doc["features"]] == sorted(f["id"] for f in doc["features"])
 
 
 def test_venue_list_filters(client, loaded):
     doc = client.get("/api/venues?category=park&bbox=116.3,39.8,116.5,40.0").get_json(force=True)
+    expected = sorted(
+        f["properties"]["id"] for f in loaded
+        if f["properties"]["category"] == "park"
+        and 116.3 <= f["geometry"]["coordinates"][0] <= 116.5
+        and 39.8 <= f["geometry"]["coordinates"][1] <= 40.0)
+    assert len(expected) >= 2  # the fixture puts parks in the box, and some outside it
+    assert [f["id"] for f in doc["features"]] == expected
     for f in doc["features"]:
         lon, lat = f["geometry"]["coordinates"]
         assert f["properties"]["category"] == "park"
-        assert 116.3 <= lon <= 116.5 and 39.8 <= lat <= 40.0
+        assert 116.3 <= lon <= 116.5
+        assert 39.8 <= lat <= 40.0
     named = client.get("/api/venues?q=onerror").get_json(force=True)
     assert [f["id"] for f in named["features"]] == ["xss"]
 
@@ -96,7 +110,8 @@ def test_venue_detail_and_404(client, loaded):
     assert r.status_code == 200
     assert r.get_json(force=True)["properties"]["name_en"] == "<img src=x onerror=alert(1)>"
     missing = client.get("/api/venues/nope")
-    assert missing.status_code == 404 and "nope" in missing.get_json()["error"]
+    assert missing.status_code == 404
+    assert "nope" in missing.get_json()["error"]
 
 
 def test_venue_json_carries_provenance_and_chinese_hours(app, client):
@@ -115,15 +130,34 @@ def test_venue_json_carries_provenance_and_chinese_hours(app, client):
     assert near["features"][0]["properties"]["coord_precision_m"] == 30
 
 
-def test_categories_lists_nine_with_counts(client, loaded):
+NINE_CATEGORIES = ["museum", "exhibition_hall", "library", "stadium", "science_site",
+                   "performing_arts", "park", "green_space", "playground"]
+
+
+def test_categories_lists_all_nine_in_order(client, loaded):
     cats = client.get("/api/categories").get_json()["categories"]
-    assert [c["id"] for c in cats][:3] == ["museum", "exhibition_hall", "library"]
-    assert sum(c["count"] for c in cats) == len(loaded)
+    assert [c["id"] for c in cats] == NINE_CATEGORIES
+
+
+def test_categories_count_each_category(client, loaded):
+    cats = client.get("/api/categories").get_json()["categories"]
+    expected = {c: sum(f["properties"]["category"] == c for f in loaded)
+                for c in NINE_CATEGORIES}
+    assert min(expected.values()) > 0  # every category is in the fixture
+    assert {c["id"]: c["count"] for c in cats} == expected
+
+
+def test_categories_carry_both_labels(client):
+    cats = client.get("/api/categories").get_json()["categories"]
+    assert len(cats) == 9
+    assert all(c["zh"] for c in cats), cats
+    assert all(c["en"] for c in cats), cats
 
 
 def test_healthz(client):
     r = client.get("/healthz")
-    assert r.status_code == 200 and r.get_json()["status"] == "ok"
+    assert r.status_code == 200
+    assert r.get_json()["status"] == "ok"
 
 
 def test_healthz_fails_when_database_is_gone(app, client, backend, tmp_path):
@@ -141,20 +175,24 @@ def test_healthz_fails_when_database_is_gone(app, client, backend, tmp_path):
     finally:
         app.extensions["voicemap.engine"].dispose()
         app.extensions["voicemap.engine"] = good
-    assert r.status_code == 503 and r.get_json()["status"] == "unavailable"
+    assert r.status_code == 503
+    assert r.get_json()["status"] == "unavailable"
 
 
 def test_unknown_api_path_is_json_404(client):
     r = client.get("/api/nothing-here")
-    assert r.status_code == 404 and r.get_json()["error"]
+    assert r.status_code == 404
+    assert r.get_json()["error"]
 
 
 def test_wrong_method_is_json_405(client):
     r = client.post("/api/nearest")
-    assert r.status_code == 405 and "GET" in r.headers["Allow"]
+    assert r.status_code == 405
+    assert "GET" in r.headers["Allow"]
 
 
 @pytest.mark.parametrize("query", ["q=" + "a" * 101, "q=%00", "crs=xx"])
 def test_venue_list_checks_everything_before_streaming(client, loaded, query):
     r = client.get(f"/api/venues?{query}")
-    assert r.status_code == 400 and r.get_json()["error"]
+    assert r.status_code == 400
+    assert r.get_json()["error"]

@@ -5,7 +5,6 @@ filter, a meter independent of ours."""
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 import sys
@@ -16,19 +15,14 @@ from pathlib import Path
 import audio_fixtures as fx
 import numpy as np
 import pytest
+from helpers import mp3_tags
 from pydub import AudioSegment
 
 from voicemap import audio
 from voicemap.audio import (
     Limits,
     ProbeInfo,
-    decode,
-    encode,
-    loudness,
     pipeline,
-    probing,
-    settings,
-    trim,
 )
 from voicemap.errors import AudioRejected, PayloadTooLarge
 
@@ -88,13 +82,33 @@ def private_tempdir(tmp_path, monkeypatch) -> Path:
 # --- helpers --------------------------------------------------------------------------------
 
 
+# ISO/IEC 11172-3 and 13818-3, Layer III: kbit/s by bitrate index (MPEG-1; MPEG-2 and 2.5),
+# and Hz by sample-rate index (by version bits: 3 MPEG-1, 2 MPEG-2, 0 MPEG-2.5).
+LAYER3_KBPS = {3: (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
+               2: (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)}
+LAYER3_KBPS[0] = LAYER3_KBPS[2]
+MPEG_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+
+
+def layer3_frame_length(h: bytes) -> int | None:
+    """Bytes in the MPEG Layer III frame whose header is ``h``, or None if it is not one."""
+    if len(h) < 4 or h[0] != 0xFF or h[1] & 0xE0 != 0xE0:
+        return None
+    version, layer, bitrate, rate = (h[1] >> 3) & 3, (h[1] >> 1) & 3, h[2] >> 4, (h[2] >> 2) & 3
+    if version == 1 or layer != 1 or bitrate in (0, 15) or rate == 3:
+        return None
+    per_frame = 144 if version == 3 else 72  # samples per frame / 8
+    return per_frame * LAYER3_KBPS[version][bitrate] * 1000 // MPEG_RATES[version][rate] + (
+        (h[2] >> 1) & 1)
+
+
 def mp3_frames(path: Path) -> list[tuple[int, int, int, int]]:
     """(MPEG version bits, layer bits, bitrate index, sample-rate index) of every frame."""
     data = path.read_bytes()
-    assert data[:3] != b"ID3", "published MP3 must carry no ID3 tag"
+    assert mp3_tags(data) == [], "a published MP3 carries no tag"
     frames, pos = [], 0
     while pos + 4 <= len(data):
-        n = probing._mp3_frame_len(data[pos : pos + 4])
+        n = layer3_frame_length(data[pos : pos + 4])
         assert n, f"no MPEG frame header at byte {pos} of {len(data)}"
         h = data[pos : pos + 4]
         frames.append(((h[1] >> 3) & 3, (h[1] >> 1) & 3, h[2] >> 4, (h[2] >> 2) & 3))
@@ -107,10 +121,12 @@ def assert_published(result: audio.ProcessedAudio, out_dir: Path, src: Path) -> 
     info = fx.ffprobe(result.path)
     (stream,) = info["streams"]
     assert info["format"]["format_name"] == "mp3"
-    assert stream["codec_name"] == "mp3" and stream["channels"] == 1
+    assert stream["codec_name"] == "mp3"
+    assert stream["channels"] == 1
     assert int(stream["sample_rate"]) in (32000, 44100, 48000)  # MPEG-1 rates
     assert 64000 <= int(stream["bit_rate"]) <= 96000
-    assert not info["format"].get("tags") and not stream.get("tags")
+    assert not info["format"].get("tags")
+    assert not stream.get("tags")
     frames = mp3_frames(result.path)
     assert {f[:2] for f in frames} == {(3, 1)}, "MPEG-1 Layer III"
     assert len({f[2] for f in frames}) == 1, "constant bitrate"
@@ -120,7 +136,8 @@ def assert_published(result: audio.ProcessedAudio, out_dir: Path, src: Path) -> 
     lufs, peak = fx.ebur128(result.path)
     assert abs(lufs - audio.TARGET_LUFS) <= 1.0, lufs
     assert peak <= -1.0, peak
-    assert abs(result.loudness_lufs - lufs) < 0.15 and abs(result.true_peak_dbtp - peak) < 0.15
+    assert abs(result.loudness_lufs - lufs) < 0.15
+    assert abs(result.true_peak_dbtp - peak) < 0.15
 
     published = fx.duration(result.path)
     assert abs(result.duration_ms / 1000 - published) < 0.06
@@ -131,9 +148,11 @@ def assert_published(result: audio.ProcessedAudio, out_dir: Path, src: Path) -> 
     assert LEAD_S + TRAIL_S - pads - 0.1 <= removed <= LEAD_S + TRAIL_S - pads + 1.0, removed
 
     assert len(result.peaks) == 100
-    assert all(0.0 <= p <= 1.0 and round(p, 3) == p for p in result.peaks)
+    assert all(0.0 <= p <= 1.0 for p in result.peaks)
+    assert all(round(p, 3) == p for p in result.peaks)
     assert max(result.peaks) == 1.0
-    assert result.peaks[0] < 0.2 and result.peaks[-1] < 0.2  # pads and fades at the ends
+    assert result.peaks[0] < 0.2
+    assert result.peaks[-1] < 0.2  # pads and fades at the ends
 
 
 def rejected(exc_info, code: str, out_dir: Path, tmp: Path) -> str:
@@ -176,24 +195,27 @@ def test_accepted_formats(encoded, out_dir, private_tempdir, lang, fmt, kind, co
     renamed = src.with_name(f"upload-{lang}-{fmt}.bin")
     renamed.write_bytes(src.read_bytes())
     result = audio.process(renamed, out_dir)
-    assert result.source.format == kind and result.source.codec == codec
+    assert result.source.format == kind
+    assert result.source.codec == codec
     assert_published(result, out_dir, src)
     assert list(private_tempdir.iterdir()) == []
 
 
 @pytest.mark.parametrize(("setting", "value"), [("PRE_ENCODE_CEILING_DBTP", -0.2),
                                                 ("MP3_LOUDNESS_BIAS_LU", 0.8)])
-def test_published_file_is_measured_and_corrected(setting, value, encoded, out_dir, monkeypatch):
+def test_published_file_is_measured_and_corrected(setting, value, encoded, out_dir, tmp_path,
+                                                  monkeypatch):  # fmt: skip
     """When the first encode misses (limiter set too high, or a wrong loudness prediction), the
     measurement of the published MP3 drives another encode that lands."""
     monkeypatch.setattr(pipeline, setting, value)
-    encodes = []
-    real_encode = encode._encode
-    monkeypatch.setattr(pipeline, "_encode", lambda *a: encodes.append(a) or real_encode(*a))
+    log = tmp_path / "ffmpeg.log"
+    monkeypatch.setenv("VOICEMAP_FFMPEG", str(fx.tool_wrapper(tmp_path / "ffmpeg", fx.FFMPEG, log)))
     result = audio.process(encoded("zh", "wav"), out_dir)
+    encodes = [line for line in log.read_text().splitlines() if "libmp3lame" in line]
     assert 2 <= len(encodes) <= audio.MAX_ATTEMPTS
     lufs, peak = fx.ebur128(result.path)
-    assert abs(lufs + 16) <= 0.5 and peak <= -1.0
+    assert abs(lufs + 16) <= 0.5
+    assert peak <= -1.0
     assert list(out_dir.iterdir()) == [result.path]
 
 
@@ -212,7 +234,8 @@ def test_probe_reports_source(encoded):
 
 def test_output_name_is_content_hash_or_stem(encoded, tmp_path):
     a = audio.process(encoded("en", "flac"), tmp_path / "a")
-    assert len(a.path.stem) == 32 and a.path.suffix == ".mp3"
+    assert len(a.path.stem) == 32
+    assert a.path.suffix == ".mp3"
     b = audio.process(encoded("en", "flac"), tmp_path / "b", stem="clip-1")
     assert b.path == tmp_path / "b" / "clip-1.mp3"
     assert a.path.read_bytes() == b.path.read_bytes()  # deterministic (bitexact, no tags)
@@ -236,13 +259,15 @@ def test_id3_tags_and_cover_art_are_stripped(sources, tmp_path, out_dir):
         str(src),
     )  # fmt: skip
     tags = fx.ffprobe(src)["format"]["tags"]
-    assert tags["title"] == SECRETS[0] and SECRETS[2] in json.dumps(tags)
+    assert tags["title"] == SECRETS[0]
+    assert SECRETS[2] in json.dumps(tags)
     result = audio.process(src, out_dir)
     assert_published(result, out_dir, src)
     data = result.path.read_bytes()
     for secret in SECRETS + ["Album cover"]:
         assert secret.encode() not in data
-    assert b"PNG" not in data and b"ID3" not in data
+    assert b"PNG" not in data
+    assert b"ID3" not in data
 
 
 def test_mp4_tags_and_location_are_stripped(sources, tmp_path, out_dir):
@@ -257,7 +282,9 @@ def test_mp4_tags_and_location_are_stripped(sources, tmp_path, out_dir):
         "-movflags", "+use_metadata_tags", "-f", "mp4", str(src),
     )  # fmt: skip
     tags = json.dumps(fx.ffprobe(src)["format"]["tags"])
-    assert SECRETS[0] in tags and SECRETS[4] in tags and SECRETS[2] in tags
+    assert SECRETS[0] in tags
+    assert SECRETS[4] in tags
+    assert SECRETS[2] in tags
     result = audio.process(src, out_dir)
     assert_published(result, out_dir, src)
     data = result.path.read_bytes()
@@ -291,7 +318,8 @@ def test_not_audio(maker, name, encoded, tmp_path, out_dir, private_tempdir):
         audio.process(path, out_dir)
     assert exc.value.status == 422
     message = rejected(exc, "not_audio", out_dir, private_tempdir)
-    assert message and ("audio" in message.lower() or "empty" in message.lower())
+    assert message
+    assert "audio" in message.lower() or "empty" in message.lower()
 
 
 @pytest.mark.parametrize("fmt", ["mp3", "m4a"])
@@ -311,9 +339,12 @@ def test_corrupt_body_is_undecodable(encoded, tmp_path, out_dir, private_tempdir
     rejected(exc, "undecodable", out_dir, private_tempdir)
 
 
-def test_too_large_is_refused_before_reading(encoded, out_dir, private_tempdir, monkeypatch):
+def test_too_large_is_refused_before_reading(encoded, tmp_path, out_dir, private_tempdir):
+    garbage = tmp_path / "garbage.wav"  # not audio: read, it would be "not_audio"
+    garbage.write_bytes(os.urandom(20_000))
+    with pytest.raises(PayloadTooLarge):
+        audio.process(garbage, out_dir, Limits(max_bytes=10_000))
     src = encoded("en", "wav")
-    monkeypatch.setattr(probing, "_sniff", lambda _p: pytest.fail("read a file over the limit"))
     with pytest.raises(PayloadTooLarge) as exc:
         audio.process(src, out_dir, Limits(max_bytes=10_000))
     assert exc.value.status == 413
@@ -340,7 +371,8 @@ def test_two_hour_flac_is_refused_from_its_header(tmp_path, out_dir, private_tem
         audio.process(bomb, out_dir)
     assert time.monotonic() - start < 3
     message = rejected(exc, "too_long", out_dir, private_tempdir)
-    assert "2:00:00" in message and "10:00" in message
+    assert "2:00:00" in message
+    assert "10:00" in message
 
 
 def test_lying_wav_header_is_refused(tmp_path, out_dir, private_tempdir):
@@ -428,7 +460,8 @@ def test_silk_is_named(tmp_path, out_dir):
     src.write_bytes(b"\x02#!SILK_V3" + os.urandom(2000))
     with pytest.raises(AudioRejected) as exc:
         audio.process(src, out_dir)
-    assert exc.value.code == "not_audio" and "SILK" in exc.value.message
+    assert exc.value.code == "not_audio"
+    assert "SILK" in exc.value.message
 
 
 def test_missing_ffprobe_is_a_server_error(encoded, out_dir, monkeypatch):
@@ -439,12 +472,6 @@ def test_missing_ffprobe_is_a_server_error(encoded, out_dir, monkeypatch):
 
 
 # --- pydub and the encoder ------------------------------------------------------------------------
-
-
-def sine_segment(seconds: float = 2.0, amplitude: int = 8000) -> AudioSegment:
-    t = np.arange(int(audio.WORK_RATE * seconds)) / audio.WORK_RATE
-    pcm = (amplitude * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
-    return AudioSegment(data=pcm.tobytes(), sample_width=2, frame_rate=audio.WORK_RATE, channels=1)
 
 
 def test_encoder_is_the_ffmpeg_resolved_and_leaves_no_temporary_files(
@@ -461,24 +488,38 @@ def test_encoder_is_the_ffmpeg_resolved_and_leaves_no_temporary_files(
     assert list(private_tempdir.iterdir()) == []
 
 
-def test_encode_makes_a_bare_cbr_mp3(tmp_path, private_tempdir):
-    """The encoder on its own: MPEG-1 Layer III, 44.1 kHz, mono, CBR 64 kbit/s with a Xing
+def test_published_mp3_is_a_bare_cbr_stream(encoded, tmp_path, private_tempdir):
+    """What is published: MPEG-1 Layer III, 44.1 kHz, mono, CBR 64 kbit/s with a Xing
     ("Info") header, no ID3v2 or ID3v1 tag, no metadata, the same bytes every time, nothing
     left in the temp directory."""
-    seg = sine_segment()
-    first, second = tmp_path / "a.mp3", tmp_path / "b.mp3"
-    encode._encode(seg, first)
-    encode._encode(seg, second)
+    src = encoded("en", "wav")
+    first = audio.process(src, tmp_path / "a").path
+    second = audio.process(src, tmp_path / "b").path
     data = first.read_bytes()
     assert data == second.read_bytes()
     assert set(mp3_frames(first)) == {(3, 1, 5, 0)}  # MPEG-1, Layer III, 64 kbit/s, 44.1 kHz
     assert data[3] >> 6 == 3  # channel mode: mono
     assert data[21:25] == b"Info"  # the Xing header of a CBR stream, after 17 bytes of side info
-    assert data[-128:-125] != b"TAG" and b"ID3" not in data
+    assert data[-128:-125] != b"TAG"
+    assert b"ID3" not in data
     info = fx.ffprobe(first)
-    assert not info["format"].get("tags") and not info["streams"][0].get("tags")
-    assert float(info["format"]["duration"]) == pytest.approx(2.0, abs=0.06)
+    assert not info["format"].get("tags")
+    assert not info["streams"][0].get("tags")
     assert list(private_tempdir.iterdir()) == []
+
+
+def test_tag_check_sees_every_kind_of_tag(tmp_path):
+    """``mp3_tags`` (what the published-file checks rely on) finds tags that are there."""
+    src = tmp_path / "tone.wav"
+    fx.ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:duration=1", str(src))
+    tagged = tmp_path / "tagged.mp3"
+    fx.ffmpeg("-i", str(src), "-c:a", "libmp3lame", "-id3v2_version", "3", "-write_id3v1", "1",
+              "-metadata", "title=Lily at the museum", str(tagged))  # fmt: skip
+    data = tagged.read_bytes()
+    assert mp3_tags(data) == ["ID3v2", "ID3v1"]
+    ape = b"APETAGEX" + (2000).to_bytes(4, "little") + bytes(20)  # an APEv2 footer
+    assert mp3_tags(data[:-128] + ape) == ["ID3v2", "APE"]
+    assert mp3_tags(data[:-128] + b"LYRICSBEGINxyz000011LYRICS200") == ["ID3v2", "Lyrics3"]
 
 
 def test_failed_encode_leaves_nothing_behind(encoded, tmp_path, out_dir, private_tempdir,
@@ -489,56 +530,34 @@ def test_failed_encode_leaves_nothing_behind(encoded, tmp_path, out_dir, private
                               fail_on="libmp3lame")  # fmt: skip
     monkeypatch.setenv("VOICEMAP_FFMPEG", str(wrapper))
     with pytest.raises(RuntimeError, match="MP3 encoding failed"):
-        encode._encode(sine_segment(), tmp_path / "x.mp3")
-    assert not (tmp_path / "x.mp3").exists()
-    assert list(private_tempdir.iterdir()) == []
-    with pytest.raises(RuntimeError, match="MP3 encoding failed"):
         audio.process(encoded("en", "wav"), out_dir)
-    assert list(out_dir.iterdir()) == [] and list(private_tempdir.iterdir()) == []
+    assert list(out_dir.iterdir()) == []
+    assert list(private_tempdir.iterdir()) == []
 
 
-def test_decoded_signal_goes_to_pydub_in_place_and_is_trimmed_on_blocks():
-    rate = audio.WORK_RATE
-    x = np.zeros(rate * 3, dtype=np.float32)
-    t = np.arange(rate) / rate
-    x[rate : 2 * rate] = 0.5 * np.sin(2 * np.pi * 300 * t)
-    x[rate + 100] = 2.0  # a decoder's overshoot over full scale
-    x[5] = np.nan
-    before = np.nan_to_num(x)
-    blocks = -(-len(x) // settings._BLOCK)
-    dec = decode._Decoded(x, np.zeros(blocks), np.zeros(blocks))
-    clip, scale = dec.to_segment()
-    pcm = decode._pcm(clip)
-    assert (clip.sample_width, clip.frame_rate, clip.channels) == (4, rate, 1)
-    assert np.shares_memory(pcm, x)  # converted in place: no copy of the signal
-    assert scale == pytest.approx((2**31 - 1) / 2.0)  # the peak maps to full scale...
-    assert pcm[rate + 100] == 2**31 - 1  # ...so nothing is clipped
-    assert np.allclose(pcm / scale, before, atol=1e-7)
-    assert dec.duration_s == 3.0
-    voice, first = trim._trim(clip, trim._Segment(start_block=1000, end_block=2000))
-    a = first * settings._BLOCK
-    v = decode._pcm(voice)
-    assert a % 441 == 0 and 1000 - 21 < first <= 1000  # widened to the 20 ms grid
-    assert a + len(v) >= 2000 * settings._BLOCK and len(v) % 441 == 0
-    assert np.shares_memory(v, pcm)  # pydub's millisecond slice is a view
-    assert np.array_equal(v, pcm[a : a + len(v)])
+def float_wav(samples: np.ndarray, path: Path, rate: int = 44100) -> Path:
+    """A 32-bit float WAV of ``samples`` as they are (values over 1.0 and NaN included)."""
+    raw = path.with_suffix(".f32")
+    raw.write_bytes(samples.astype("<f4").tobytes())
+    fx.ffmpeg("-f", "f32le", "-ar", str(rate), "-ac", "1", "-i", str(raw), "-c:a", "pcm_f32le",
+              str(path))  # fmt: skip
+    raw.unlink()
+    return path
 
 
-def test_render_applies_gain_limiter_and_pydub_fades():
-    n = audio.WORK_RATE * 2
-    pcm = np.full(n, 2**29, dtype=np.int32)  # 0.25 at the scale below
-    voice = AudioSegment(data=pcm.tobytes(), sample_width=4, frame_rate=audio.WORK_RATE,
-                         channels=1)  # fmt: skip
-    gains = np.ones(-(-n // settings._BLOCK), dtype=np.float32)
-    gains[len(gains) // 2 :] = 0.5  # the limiter halves the second half
-    out = encode._render(voice, 2**31, 2.0, gains)
-    y = decode._pcm(out)
-    fade = int(audio.WORK_RATE * audio.FADE_MS / 1000)
-    assert (out.sample_width, out.frame_rate, len(y)) == (2, audio.WORK_RATE, n)
-    assert y[fade] == 16384 and y[-fade - 1] == 8192  # 0.25 * 2 (* 0.5) in 16 bits
-    assert abs(int(y[0])) <= 1 and abs(int(y[-1])) <= 100  # pydub's linear fades
-    assert y[fade // 2] == pytest.approx(8192, abs=100)
-    assert np.all(np.diff(y[:fade].astype(int)) >= 0) and np.all(np.diff(y[-fade:]) <= 0)
+def test_overshoot_over_full_scale_is_not_clipped(encoded, tmp_path):
+    """A float recording peaking at +6 dBFS (as a decoder's overshoot may) is published as
+    the same recording at a quarter of the level: nothing was clipped at full scale."""
+    speech_pcm = fx.pcm16(encoded("en", "wav"), 44100).astype(np.float32) / 32768
+    quiet = speech_pcm * (0.5 / np.abs(speech_pcm).max())  # peaks at -6 dBFS
+    loud = quiet * 4  # the same, peaking at +6 dBFS (exact: a power of two)
+    a = audio.process(float_wav(quiet, tmp_path / "quiet.wav"), tmp_path / "a")
+    b = audio.process(float_wav(loud, tmp_path / "loud.wav"), tmp_path / "b")
+    x = fx.pcm16(a.path, 44100).astype(np.float64)
+    y = fx.pcm16(b.path, 44100).astype(np.float64)
+    assert len(x) == len(y)
+    assert np.sqrt(np.mean((x - y) ** 2)) < 0.01 * np.sqrt(np.mean(x**2))
+    assert b.loudness_lufs == pytest.approx(a.loudness_lufs, abs=0.05)
 
 
 def test_published_loudness_agrees_with_pyloudnorm(encoded, out_dir):
@@ -569,110 +588,88 @@ def test_imports_cleanly_with_warnings_as_errors(tmp_path):
 # --- the pieces -----------------------------------------------------------------------------
 
 
-def test_sniffing_ignores_names_and_skips_id3(tmp_path, encoded):
-    assert probing._sniff(encoded("en", "adts")) == "aac"
+def test_probe_ignores_names_and_skips_id3(tmp_path, encoded):
+    assert audio.probe(encoded("en", "adts")).format == "aac"
     tagged = tmp_path / "x.txt"
     fx.ffmpeg("-i", str(encoded("en", "wav")), "-t", "2", "-c:a", "aac", "-f", "adts",
               "-write_id3v2", "1", "-metadata", "title=t", str(tagged))  # fmt: skip
     assert tagged.read_bytes()[:3] == b"ID3"
-    assert probing._sniff(tagged) == "aac"
+    assert audio.probe(tagged).format == "aac"
     (tmp_path / "tty.mp3").write_text("hello\n" * 100)
-    assert probing._sniff(tmp_path / "tty.mp3") is None
+    with pytest.raises(AudioRejected) as info:
+        audio.probe(tmp_path / "tty.mp3")
+    assert info.value.code == "not_audio"
 
 
-def test_meter_agrees_with_pyloudnorm():
-    """Our streaming BS.1770 meter against pyloudnorm's reference implementation."""
-    pyln = pytest.importorskip("pyloudnorm")
-    rate = 44100
-    rng = np.random.default_rng(3)
-    t = np.arange(rate * 5) / rate
-    x = (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 0.7 * t))
-         + 0.05 * rng.standard_normal(len(t))).astype(np.float32)  # fmt: skip
-    x[: rate] *= 0.001  # a quiet second for the gates to drop
-    weighted = x.astype(np.float64)
-    for b, a in loudness._k_weighting(rate):
-        y = np.zeros_like(weighted)
-        x1 = x2 = y1 = y2 = 0.0
-        for i, v in enumerate(weighted):  # plain difference equation, no scipy
-            out = b[0] * v + b[1] * x1 + b[2] * x2 - a[1] * y1 - a[2] * y2
-            x2, x1, y2, y1 = x1, v, y1, out
-            y[i] = out
-        weighted = y
-    meter = loudness._Meter(rate)
-    for i in range(0, len(x), 30000):  # streamed in odd-sized chunks
-        meter.feed(x[i : i + 30000], weighted[i : i + 30000].astype(np.float32))
-    lufs, _ = meter.result()
-    reference = pyln.Meter(rate, filter_class="DeMan").integrated_loudness(x.astype(np.float64))
-    assert lufs == pytest.approx(reference, abs=0.02)
+# --- loudness, true peak, limiter and fades, seen in what is published ------------------------
 
 
-def test_true_peak_catches_intersample_peaks():
-    rate = 44100
-    t = np.arange(rate)
-    x = np.sin(2 * np.pi * (rate / 4) * t / rate + math.pi / 4) * np.hanning(rate) ** 0.1
-    x = x.astype(np.float32)  # a tone at fs/4, faded in and out (no step at the edges)
-    assert np.abs(x).max() == pytest.approx(math.sqrt(0.5), abs=2e-3)  # samples miss the crest
-    meter = loudness._Meter(rate)
-    meter.feed(x, x)
-    _, peak = meter.result()
-    assert peak == pytest.approx(0.0, abs=0.05)
+def speech_float(encoded) -> np.ndarray:
+    """The English test speech as float samples at 44.1 kHz, peaking at -6 dBFS."""
+    x = fx.pcm16(encoded("en", "wav"), 44100).astype(np.float32) / 32768
+    return x * np.float32(0.5 / np.abs(x).max())
 
 
-def test_limiter_never_lets_a_block_over_the_ceiling():
-    rng = np.random.default_rng(5)
-    tp = (rng.random(20000) ** 4).astype(np.float32) * 2.0
-    tp[5000:5003] = 8.0  # a sharp spike
-    gain = 1.5
-    ceiling = np.full(len(tp), 0.8, dtype=np.float32)
-    ceiling[12000:12050] = 0.5  # lowered locally, as after an MP3 overshoot there
-    gains = loudness._limiter_gains(tp, gain, ceiling)
-    assert gains.dtype == np.float32 and gains.max() <= 1.0
-    for shift in (-1, 0, 1):  # samples interpolate between neighbouring blocks
-        neighbour = np.roll(gains, shift)
-        neighbour[0 if shift == 1 else -1] = gains[0 if shift == 1 else -1]
-        assert np.all(neighbour * gain * tp <= ceiling * (1 + 1e-6))
-    quiet = np.full(1000, 0.1, dtype=np.float32)
-    assert np.all(loudness._limiter_gains(quiet, gain, ceiling[:1000]) == 1.0)  # nothing to do
+def voiced(x: np.ndarray, rate: int = 44100) -> np.ndarray:
+    """True where the speech ``x`` is voiced (20 ms RMS within 30 dB of its loudest)."""
+    block = rate // 50
+    n = len(x) // block * block
+    rms = np.sqrt(np.mean(x[:n].reshape(-1, block) ** 2, axis=1))
+    mask = np.repeat(rms > rms.max() * 10 ** (-30 / 20), block)
+    return np.concatenate([mask, np.zeros(len(x) - n, dtype=bool)])
 
 
-def test_gain_solver_reaches_target_through_heavy_limiting():
+def test_intersample_peaks_are_held_under_the_true_peak_limit(encoded, tmp_path):
+    """A tone at a quarter of the sample rate, 45 degrees off the samples, under the speech:
+    its crests fall between samples (3 dB over them). Measured by ffmpeg's own 4x oversampled
+    meter, the published file still keeps to -1 dBTP, and we report its true peak right."""
+    x = speech_float(encoded)
+    t = np.arange(len(x))
+    tone = np.sin(2 * np.pi * t / 4 + np.pi / 4).astype(np.float32)
+    assert np.abs(tone).max() == pytest.approx(np.sqrt(0.5), abs=1e-3)  # samples miss the crest
+    mixed = x + np.float32(0.4) * tone * voiced(x)
+    result = audio.process(float_wav(mixed, tmp_path / "tone.wav"), tmp_path / "out")
+    lufs, peak = fx.ebur128(result.path)
+    assert peak <= -1.0
+    assert result.true_peak_dbtp == pytest.approx(peak, abs=0.15)
+    assert lufs == pytest.approx(audio.TARGET_LUFS, abs=1.0)
+
+
+@pytest.mark.parametrize("every_ms", [None, 30])
+def test_bursts_far_over_the_speech_are_limited_and_the_speech_reaches_target(
+        encoded, tmp_path, every_ms):
+    """Plosive-like bursts 20 dB hotter than the speech: a dozen of them, or one every 30 ms
+    (where a 50 ms limiter hold never lets go and the pipeline must use its faster one). The
+    published file is on -16 LUFS and under -1 dBTP either way."""
     rng = np.random.default_rng(7)
-    blocks = 105 * 100  # 10 s
-    kw = (rng.random(blocks) * 1e-4).astype(np.float64)
-    tp = np.sqrt(kw / settings._BLOCK).astype(np.float32) * 3  # crest factor ~10 dB...
-    for start in rng.choice(blocks - 30, 12, replace=False):
-        tp[start : start + 30] *= 10  # ...and a dozen 30 ms bursts 20 dB hotter (plosives)
-    ceiling = np.full(blocks, 10 ** (-1.4 / 20), dtype=np.float32)
-    start = 10 ** ((-16 - loudness._predicted_loudness(kw, None, 1.0)) / 20)
-    gain, gains = loudness._solve_gain(kw, tp, -16.0, ceiling, start)
-    assert loudness._predicted_loudness(kw, gains, gain) == pytest.approx(-16.0, abs=0.02)
-    assert gains.min() < 0.7  # it did need the limiter
-    assert np.all(gains * gain * tp <= ceiling * (1 + 1e-6))
+    x = speech_float(encoded) * np.float32(0.1)  # speech peaking at -26 dBFS...
+    burst = int(0.03 * 44100) if every_ms is None else int(0.002 * 44100)
+    where = np.flatnonzero(voiced(x))
+    starts = (rng.choice(where[:-burst], 12, replace=False) if every_ms is None
+              else where[:-burst][:: int(every_ms / 1000 * 44100)])
+    for s0 in starts:  # ...with bursts at -6 dBFS
+        x[s0 : s0 + burst] += rng.uniform(-0.5, 0.5, burst).astype(np.float32)
+    result = audio.process(float_wav(x, tmp_path / "bursts.wav"), tmp_path / "out")
+    lufs, peak = fx.ebur128(result.path)
+    assert peak <= -1.0
+    assert lufs == pytest.approx(audio.TARGET_LUFS, abs=1.0)
 
 
-def test_gain_solver_falls_back_to_the_fast_limiter_for_spikes_everywhere():
-    rng = np.random.default_rng(7)
-    blocks = 105 * 100
-    kw = rng.random(blocks) * 1e-4
-    tp = np.sqrt(kw / settings._BLOCK).astype(np.float32) * 3
-    tp[rng.random(blocks) < 0.03] *= 10  # a spike every ~30 ms: the 50 ms hold never lets go
-    ceiling = np.full(blocks, 10 ** (-1.4 / 20), dtype=np.float32)
-    start = 10 ** ((-16 - loudness._predicted_loudness(kw, None, 1.0)) / 20)
-    normal = loudness._solve_with(kw, tp, -16.0, ceiling, start, loudness._LIMITER_NORMAL)
-    assert loudness._predicted_loudness(kw, normal[1], normal[0]) < -20  # out of reach
-    gain, gains = loudness._solve_gain(kw, tp, -16.0, ceiling, start)
-    assert loudness._predicted_loudness(kw, gains, gain) == pytest.approx(-16.0, abs=0.02)
-    assert np.all(gains * gain * tp <= ceiling * (1 + 1e-6))
+def test_voice_starting_abruptly_is_faded_in(tmp_path):
+    """A recording that starts mid-word at full level is published with a fade-in, not a
+    click."""
+    rate = 44100
+    t = np.arange(rate * 2) / rate
+    tone = (0.5 * np.sin(2 * np.pi * 220 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t)))
+    result = audio.process(float_wav(tone.astype(np.float32), tmp_path / "cut.wav"),
+                           tmp_path / "out")
+    y = fx.pcm16(result.path, rate).astype(np.float64)
+    onset = int(np.flatnonzero(np.abs(y) > 30)[0])  # the first sound (the encoder's delay)
+    ms = rate // 1000
 
+    def rms(at: int) -> float:
+        return float(np.sqrt(np.mean(y[at : at + ms] ** 2)))
 
-def test_local_ceiling_correction():
-    ceiling = np.full(105 * 30, 0.85, dtype=np.float32)  # 3 s of blocks
-    windows = np.full(300, 0.5, dtype=np.float32)  # 10 ms windows of the published file
-    windows[150] = 1.0  # 1.5 s: 0 dBTP, 1 dB over a -1 dBTP goal
-    goal = 10 ** (-1.0 / 20)
-    assert loudness._lower_where_over(ceiling, windows, goal)
-    t = (np.arange(len(ceiling)) + 0.5) * settings._BLOCK / audio.WORK_RATE
-    lowered = ceiling < 0.85
-    assert t[lowered].min() >= 1.47 and t[lowered].max() <= 1.53
-    assert 20 * np.log10(0.85 / ceiling.min()) == pytest.approx(1.1, abs=0.01)
-    assert not loudness._lower_where_over(ceiling, windows * 0.8, goal)
+    fade = int(audio.FADE_MS * ms)
+    assert rms(onset) < 0.3 * rms(onset + fade)
+    assert rms(onset + fade // 2) < rms(onset + fade)

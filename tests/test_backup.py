@@ -77,7 +77,8 @@ def test_round_trip_brings_back_the_same_answers_and_bytes(app, filled, backend,
     assert oct(archive.stat().st_mode & 0o777) == "0o600"
     checked = invoke(app.config["DATABASE_URL"], Path(app.config["MEDIA_DIR"]),
                      "backup", "--verify", str(archive))
-    assert checked.exit_code == 0 and "intact" in checked.output
+    assert checked.exit_code == 0
+    assert "intact" in checked.output
 
     with fresh_database(backend, tmp_path) as url:
         media = tmp_path / "restored-media"
@@ -95,7 +96,8 @@ def test_round_trip_brings_back_the_same_answers_and_bytes(app, filled, backend,
                                                      "originals").rglob("*") if p.is_file())
         # A second restore into what is now not empty is refused.
         twice = invoke(url, media, "restore", str(archive))
-        assert twice.exit_code == 1 and "not empty" in twice.output
+        assert twice.exit_code == 1
+        assert "not empty" in twice.output
 
 
 def test_a_damaged_archive_is_found_and_restores_nothing(app, filled, backend, tmp_path):
@@ -112,7 +114,8 @@ def test_a_damaged_archive_is_found_and_restores_nothing(app, filled, backend, t
     damaged.write_bytes(bytes(data))
     checked = invoke(app.config["DATABASE_URL"], Path(app.config["MEDIA_DIR"]),
                      "backup", "--verify", str(damaged))
-    assert checked.exit_code == 1 and member["name"] in checked.output
+    assert checked.exit_code == 1
+    assert member["name"] in checked.output
     truncated = tmp_path / "truncated.tar"
     truncated.write_bytes(bytes(data[: len(data) // 2]))
     assert invoke(app.config["DATABASE_URL"], Path(app.config["MEDIA_DIR"]),
@@ -121,6 +124,7 @@ def test_a_damaged_archive_is_found_and_restores_nothing(app, filled, backend, t
     with fresh_database(backend, tmp_path) as url:
         media = tmp_path / "restored-media"
         result = invoke(url, media, "restore", str(damaged))
-        assert result.exit_code == 1 and "damaged" in result.output
+        assert result.exit_code == 1
+        assert "damaged" in result.output
         assert not media.exists() or not any(p.is_file() for p in media.rglob("*")
                                              if "locks" not in p.parts)

@@ -32,12 +32,14 @@ def test_import_skip_invalid(runner, tmp_path):
                                           feature("bad", 116.3, 39.9, "zoo")])
     result = runner.invoke("import", str(path), "--skip-invalid")
     assert result.exit_code == 0
-    assert "1 inserted" in result.output and "1 skipped" in result.output
+    assert "1 inserted" in result.output
+    assert "1 skipped" in result.output
 
 
 def test_import_missing_file(runner, tmp_path):
     result = runner.invoke("import", str(tmp_path / "nope.geojson"))
-    assert result.exit_code == 1 and "no such file" in result.output
+    assert result.exit_code == 1
+    assert "no such file" in result.output
 
 
 def test_nearest_prints_nearest_first(runner, tmp_path):
@@ -46,14 +48,16 @@ def test_nearest_prints_nearest_first(runner, tmp_path):
     result = runner.invoke("nearest", "39.9", "116.401", "-k", "2")
     assert result.exit_code == 0
     lines = result.output.splitlines()
-    assert "near" in lines[0] and "far" in lines[1]
+    assert "near" in lines[0]
+    assert "far" in lines[1]
     only_parks = runner.invoke("nearest", "39.9", "116.401", "--category", "park", "--json")
     assert [f["id"] for f in json.loads(only_parks.output)["features"]] == ["far"]
 
 
 def test_nearest_bad_k_is_a_clear_error(runner):
     result = runner.invoke("nearest", "39.9", "116.4", "-k", "0")
-    assert result.exit_code == 1 and "k must be between 1 and 100" in result.output
+    assert result.exit_code == 1
+    assert "k must be between 1 and 100" in result.output
 
 
 def test_export_formats_and_category(runner, tmp_path):
@@ -66,9 +70,11 @@ def test_export_formats_and_category(runner, tmp_path):
     parks = runner.invoke("export", "--category", "park", "-o", str(tmp_path / "p.geojson"))
     assert parks.exit_code == 0
     doc = json.loads((tmp_path / "p.geojson").read_text())
-    assert doc["features"] and {f["properties"]["category"] for f in doc["features"]} == {"park"}
+    assert doc["features"]
+    assert {f["properties"]["category"] for f in doc["features"]} == {"park"}
     bad = runner.invoke("export", "--category", "zoo", "-o", str(tmp_path / "z.geojson"))
-    assert bad.exit_code == 1 and "unknown category" in bad.output
+    assert bad.exit_code == 1
+    assert "unknown category" in bad.output
     assert not (tmp_path / "z.geojson").exists()
 
 
@@ -76,7 +82,8 @@ def test_posters_need_a_public_url_then_write_one_per_venue(runner, tmp_path):
     runner.invoke("import", str(write(tmp_path / "v.geojson", random_features(3))))
     out = tmp_path / "posters"
     refused = runner.invoke("posters", "-o", str(out))
-    assert refused.exit_code == 1 and "VOICEMAP_PUBLIC_URL" in refused.output
+    assert refused.exit_code == 1
+    assert "VOICEMAP_PUBLIC_URL" in refused.output
     made = runner.invoke("posters", "-o", str(out),
                          env={"VOICEMAP_PUBLIC_URL": "https://voicemap.example.org"})
     assert made.exit_code == 0, made.output

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import feature, load, speech
+from helpers import feature, load, mp3_tags, speech, starts_with_mpeg_frame
 from sqlalchemy import func, select
 
 from voicemap import auth, db
@@ -61,7 +61,8 @@ def test_attach_review_stream_delete(app, client, setup):
     r = upload(client, setup["alice"], src)
     assert r.status_code == 201, r.get_json()
     clip = r.get_json()
-    assert clip["status"] == "pending" and clip["audio_url"] == f"/audio/{clip['id']}.mp3"
+    assert clip["status"] == "pending"
+    assert clip["audio_url"] == f"/audio/{clip['id']}.mp3"
     assert 2000 < clip["duration_ms"] < 8000
     assert clip["loudness_lufs"] == pytest.approx(-16, abs=1)
     assert len(media_files(app)) == 2  # the published MP3 and the archived original
@@ -80,7 +81,8 @@ def test_attach_review_stream_delete(app, client, setup):
     assert client.post(f"/api/clips/{clip['id']}/publish",
                        headers=bearer(setup["alice"])).status_code == 403
     r = client.post(f"/api/clips/{clip['id']}/publish", headers=bearer(setup["admin"]))
-    assert r.status_code == 200 and r.get_json()["status"] == "published"
+    assert r.status_code == 200
+    assert r.get_json()["status"] == "published"
     public = client.get("/api/venues/museum-a/clips").get_json()["clips"]
     assert [c["id"] for c in public] == [clip["id"]]
     assert "consent_by" not in public[0]  # the guardian's name is not public
@@ -88,9 +90,12 @@ def test_attach_review_stream_delete(app, client, setup):
         "clip_count"] == 1
 
     audio = client.get(clip["audio_url"])
-    assert audio.status_code == 200 and audio.mimetype == "audio/mpeg"
-    assert audio.data[:3] == b"ID3" or audio.data[0] == 0xFF
-    assert "private" in audio.headers["Cache-Control"] and audio.headers["ETag"]
+    assert audio.status_code == 200
+    assert audio.mimetype == "audio/mpeg"
+    assert mp3_tags(audio.data) == []  # no ID3v2, ID3v1, APE or Lyrics3 tag
+    assert starts_with_mpeg_frame(audio.data)  # LAME's Info frame, then the audio
+    assert "private" in audio.headers["Cache-Control"]
+    assert audio.headers["ETag"]
     again = client.get(clip["audio_url"], headers={"If-None-Match": audio.headers["ETag"]})
     assert again.status_code == 304
 
@@ -113,7 +118,8 @@ def test_range_requests_return_the_right_bytes(app, client, setup):
     assert part.data == whole[100:300]
     assert part.headers["Content-Range"] == f"bytes 100-299/{len(whole)}"
     tail = client.get(clip["audio_url"], headers={"Range": "bytes=-50"})
-    assert tail.status_code == 206 and tail.data == whole[-50:]
+    assert tail.status_code == 206
+    assert tail.data == whole[-50:]
     beyond = client.get(clip["audio_url"], headers={"Range": f"bytes={len(whole) + 10}-"})
     assert beyond.status_code == 416
 
@@ -133,8 +139,11 @@ def test_published_file_has_no_identifying_tags(app, client, setup):
          str(path)], capture_output=True, check=True).stdout)
     tags = {**probe["format"].get("tags", {}), **probe["streams"][0].get("tags", {})}
     text = json.dumps(tags)
-    assert "Lily" not in text and "School" not in text and "39.9" not in text
+    assert "Lily" not in text
+    assert "School" not in text
+    assert "39.9" not in text
     assert path.read_bytes().find(b"Lily") == -1
+    assert mp3_tags(path.read_bytes()) == []
 
 
 @pytest.mark.parametrize("form,param", [
@@ -156,8 +165,10 @@ def test_published_file_has_no_identifying_tags(app, client, setup):
 ])
 def test_bad_fields_are_refused_and_nothing_stored(app, client, setup, form, param):
     r = upload(client, setup["alice"], speech(setup["audio"], "g.wav"), **form)
-    assert r.status_code == 400 and r.get_json()["param"] == param
-    assert media_files(app) == [] and clip_rows(app) == 0
+    assert r.status_code == 400
+    assert r.get_json()["param"] == param
+    assert media_files(app) == []
+    assert clip_rows(app) == 0
 
 
 def _files_outside_tmp(app):
@@ -177,16 +188,20 @@ def _files_outside_tmp(app):
 def test_bad_audio_is_refused_and_nothing_stored(app, client, setup, make, code, status):
     r = upload(client, setup["alice"], make(setup["audio"]))
     assert r.status_code == status, r.get_json()
-    assert r.get_json()["code"] == code and r.get_json()["error"]
-    assert _files_outside_tmp(app) == [] and clip_rows(app) == 0
+    assert r.get_json()["code"] == code
+    assert r.get_json()["error"]
+    assert _files_outside_tmp(app) == []
+    assert clip_rows(app) == 0
     assert [p for p in media_files(app)] == []  # staging files are gone too
 
 
 def test_too_large_upload_is_refused(app, client, setup):
     app.config["MAX_UPLOAD_BYTES"] = 20_000
     r = upload(client, setup["alice"], speech(setup["audio"], "big.wav"))
-    assert r.status_code == 413 and r.get_json()["code"] == "too_large"
-    assert media_files(app) == [] and clip_rows(app) == 0
+    assert r.status_code == 413
+    assert r.get_json()["code"] == "too_large"
+    assert media_files(app) == []
+    assert clip_rows(app) == 0
 
 
 @pytest.mark.parametrize("who,venue,status", [
@@ -200,23 +215,28 @@ def test_upload_authorisation(app, client, setup, who, venue, status):
     with open(src, "rb") as fh:
         r = client.post(f"/api/venues/{venue}/clips", data={**FORM, "file": (fh, "g.wav")},
                         headers=headers, content_type="multipart/form-data")
-    assert r.status_code == status and r.get_json()["error"]
-    assert media_files(app) == [] and clip_rows(app) == 0
+    assert r.status_code == status
+    assert r.get_json()["error"]
+    assert media_files(app) == []
+    assert clip_rows(app) == 0
 
 
 def test_missing_file_field(client, setup):
     r = client.post("/api/venues/museum-a/clips", data=FORM, headers=bearer(setup["alice"]),
                     content_type="multipart/form-data")
-    assert r.status_code == 400 and r.get_json()["param"] == "file"
+    assert r.status_code == 400
+    assert r.get_json()["param"] == "file"
 
 
 def test_reject_needs_a_reason_and_hides_the_clip(app, client, setup):
     clip = upload(client, setup["alice"], speech(setup["audio"], "g.wav")).get_json()
     r = client.post(f"/api/clips/{clip['id']}/reject", headers=bearer(setup["admin"]), json={})
-    assert r.status_code == 400 and r.get_json()["param"] == "reason"
+    assert r.status_code == 400
+    assert r.get_json()["param"] == "reason"
     r = client.post(f"/api/clips/{clip['id']}/reject", headers=bearer(setup["admin"]),
                     json={"reason": "background noise"})
-    assert r.status_code == 200 and r.get_json()["status"] == "rejected"
+    assert r.status_code == 200
+    assert r.get_json()["status"] == "rejected"
     assert client.get(clip["audio_url"]).status_code == 404
     mine = client.get(f"/api/clips/{clip['id']}", headers=bearer(setup["alice"])).get_json()
     assert mine["reject_reason"] == "background noise"
@@ -243,17 +263,19 @@ def test_failure_after_files_are_written_leaves_nothing(app, client, setup, monk
     monkeypatch.setattr(Session, "commit", fail)
     r = upload(client, setup["alice"], speech(setup["audio"], "g.wav"))
     monkeypatch.undo()
-    assert r.status_code == 500 and r.get_json() == {"error": "internal server error",
-                                                     "code": "internal",
-                                                     "request_id": r.headers["X-Request-Id"]}
-    assert _files_outside_tmp(app) == [] and clip_rows(app) == 0
+    assert r.status_code == 500
+    assert r.get_json() == {"error": "internal server error", "code": "internal",
+                            "request_id": r.headers["X-Request-Id"]}
+    assert _files_outside_tmp(app) == []
+    assert clip_rows(app) == 0
 
 
 def test_cli_manager_clip_review_and_fsck(app, runner, setup, tmp_path):
     made = runner.invoke("create-manager", "Carol", "--venue", "park-b")
     assert made.exit_code == 0
     token = made.output.strip().splitlines()[-1]
-    assert token.startswith("vm_") and " " not in token
+    assert token.startswith("vm_")
+    assert " " not in token
     with app.app_context():
         assert auth.authenticate(db.get_session(), token).name == "Carol"
     assert runner.invoke("create-manager", "Dan", "--venue", "nope").exit_code == 1
@@ -264,7 +286,8 @@ def test_cli_manager_clip_review_and_fsck(app, runner, setup, tmp_path):
     assert added.exit_code == 0, added.output
     clip_id = added.output.split()[1].rstrip(":")
     listed = runner.invoke("review", "list")
-    assert clip_id in listed.output and "pending" in listed.output
+    assert clip_id in listed.output
+    assert "pending" in listed.output
     assert runner.invoke("review", "publish", clip_id).exit_code == 0
     assert runner.invoke("fsck").output.strip() == "media and database agree"
 
@@ -277,14 +300,18 @@ def test_cli_manager_clip_review_and_fsck(app, runner, setup, tmp_path):
         from voicemap.storage import media_store
         media_store().path("originals", row.original_sha256).unlink()
     check = runner.invoke("fsck")
-    assert check.exit_code == 1 and "orphan file" in check.output and "missing" in check.output
+    assert check.exit_code == 1
+    assert "orphan file" in check.output
+    assert "missing" in check.output
     assert runner.invoke("fsck", "--repair").exit_code == 0
     assert runner.invoke("fsck").output.strip() == "media and database agree"
-    assert clip_rows(app) == 0 and _files_outside_tmp(app) == []
+    assert clip_rows(app) == 0
+    assert _files_outside_tmp(app) == []
 
     bad = runner.invoke("add-clip", "park-b", str(src), "--lang", "en", "--narrator", "Tom Li",
                         "--age", "8", "--transcript", "Hello", "--consent-by", "His father")
-    assert bad.exit_code == 1 and "first name" in bad.output
+    assert bad.exit_code == 1
+    assert "first name" in bad.output
     assert runner.invoke("delete-clip", "nope").exit_code == 1
 
 
@@ -312,7 +339,8 @@ def test_demo_clips_are_labelled_synthetic_and_added_once(app, runner):
                        description_zh="动物园里有大熊猫。", description_en="The zoo has pandas."),
                feature("plain", 116.3, 39.9, "park")])  # no description: no demo clip
     first = runner.invoke("demo-clips")
-    assert first.exit_code == 0 and "2 synthetic demo clip(s) added" in first.output
+    assert first.exit_code == 0
+    assert "2 synthetic demo clip(s) added" in first.output
     assert "0 synthetic" in runner.invoke("demo-clips").output
     with app.app_context():
         rows = db.get_session().execute(select(Clip).order_by(Clip.lang)).scalars().all()
@@ -320,7 +348,8 @@ def test_demo_clips_are_labelled_synthetic_and_added_once(app, runner):
         ("zoo", "en", "published", True), ("zoo", "zh", "published", True)]
     assert rows[0].transcript.startswith("[Synthetic placeholder, not a child's voice]")
     assert rows[1].transcript.startswith("【合成语音示例，并非儿童录音】")
-    assert rows[0].narrator_age is None and rows[0].duration_ms > 1000
+    assert rows[0].narrator_age is None
+    assert rows[0].duration_ms > 1000
 
 
 def test_pending_clip_of_another_venue_is_404_to_its_managers(app, client, setup):
@@ -350,7 +379,8 @@ def test_a_co_manager_can_withdraw_a_pending_clip_another_manager_uploaded(app, 
 def test_reject_with_odd_bodies_is_400(client, setup, body):
     clip = upload(client, setup["alice"], speech(setup["audio"], "g.wav")).get_json()
     r = client.post(f"/api/clips/{clip['id']}/reject", headers=bearer(setup["admin"]), json=body)
-    assert r.status_code == 400 and r.get_json()["param"] == "reason"
+    assert r.status_code == 400
+    assert r.get_json()["param"] == "reason"
 
 
 @pytest.mark.parametrize("name", ["Mary-Jane", "O'Neil", "小雨", "Zoë"])
@@ -366,15 +396,18 @@ def test_first_names_with_a_hyphen_or_apostrophe_are_accepted(name):
 def test_control_characters_in_fields_are_refused(app, client, setup, field):
     r = upload(client, setup["alice"], speech(setup["audio"], "g.wav"),
                **{field: "Lily\x00 drop"})
-    assert r.status_code == 400 and r.get_json()["param"] == field
-    assert media_files(app) == [] and clip_rows(app) == 0
+    assert r.status_code == 400
+    assert r.get_json()["param"] == field
+    assert media_files(app) == []
+    assert clip_rows(app) == 0
 
 
 def test_malformed_upload_body_says_so(client, setup):
     r = client.post("/api/venues/museum-a/clips", data=b"--x\r\nnot really multipart",
                     headers={**bearer(setup["alice"]),
                              "Content-Type": "multipart/form-data; boundary=zzz"})
-    assert r.status_code == 400 and "multipart" in r.get_json()["error"]
+    assert r.status_code == 400
+    assert "multipart" in r.get_json()["error"]
 
 
 @pytest.mark.parametrize("path", ["/api/venues/%00", "/api/clips/%00", "/audio/%00.mp3",
@@ -415,4 +448,5 @@ def test_deletion_waits_for_an_upload_of_the_same_bytes(app, client, setup):
             s.commit()
         worker.join(10)
         assert done.is_set()
-        assert store.exists("published", shas[0]) and store.exists("originals", shas[1])
+        assert store.exists("published", shas[0])
+        assert store.exists("originals", shas[1])

@@ -27,16 +27,19 @@ def doc():
 
 
 def test_is_rfc7946_feature_collection_of_points(doc):
-    assert doc["type"] == "FeatureCollection" and "crs" not in doc
+    assert doc["type"] == "FeatureCollection"
+    assert "crs" not in doc
     for f in doc["features"]:
         assert f["geometry"]["type"] == "Point"
         lon, lat = f["geometry"]["coordinates"]
-        assert 115.4 < lon < 117.6 and 39.4 < lat < 41.1  # longitude first, in Beijing
+        assert 115.4 < lon < 117.6
+        assert 39.4 < lat < 41.1  # longitude first, in Beijing
 
 
 def test_every_feature_validates(doc):
     checked = check(read(ROOT_DATA), BEIJING_SERVICE_AREA)
-    assert checked.problems == [] and len(checked.records) == len(doc["features"])
+    assert checked.problems == []
+    assert len(checked.records) == len(doc["features"])
 
 
 def test_covers_the_programme(doc):
@@ -48,7 +51,9 @@ def test_covers_the_programme(doc):
     districts = Counter(p["district"] for p in props)
     assert set(districts) <= DISTRICTS
     for p in props:
-        assert p["name_zh"] and p["name_en"] and (p.get("address_zh") or p.get("address_en"))
+        assert p["name_zh"]
+        assert p["name_en"]
+        assert p.get("address_zh") or p.get("address_en")
         assert p["id"] == p["id"].lower()
     assert len({p["id"] for p in props}) == len(props)
 

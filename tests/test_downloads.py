@@ -29,7 +29,8 @@ def ogrinfo(*args) -> str:
     if shutil.which("ogrinfo") is None:
         pytest.skip("ogrinfo (gdal-bin) is not installed; scripts/test installs it")
     done = subprocess.run(["ogrinfo", "-ro", *args], capture_output=True, text=True, check=True)
-    assert "Warning" not in done.stderr and "ERROR" not in done.stderr, done.stderr
+    assert "Warning" not in done.stderr, done.stderr
+    assert "ERROR" not in done.stderr, done.stderr
     return done.stdout
 
 
@@ -52,7 +53,8 @@ def test_download_in_each_format_is_read_by_gdal_with_the_filters(
     expected = len(ids(client, query))
     before = leftovers()
     r = client.get(f"/api/venues?f={fmt}&{query}")
-    assert r.status_code == 200 and r.mimetype == mimetype
+    assert r.status_code == 200
+    assert r.mimetype == mimetype
     assert r.headers["Content-Disposition"] == f"attachment; filename=voicemap-venues.{ext}"
     assert int(r.headers["Content-Length"]) == len(r.data)
     assert leftovers() == before  # the temporary file is gone
@@ -91,8 +93,10 @@ def test_geojson_is_the_default_and_carries_the_dictionary(client, loaded):
     default = client.get("/api/venues")
     assert "Content-Disposition" not in default.headers
     doc = json.loads(default.get_data(as_text=True))
-    assert list(doc)[:2] == ["type", "features"] and "crs" not in doc
-    assert doc["metadata"]["updated"] and doc["metadata"]["fields"][0]["name"] == "id"
+    assert list(doc)[:2] == ["type", "features"]
+    assert "crs" not in doc
+    assert doc["metadata"]["updated"]
+    assert doc["metadata"]["fields"][0]["name"] == "id"
     named = client.get("/api/venues?f=geojson")
     assert named.headers["Content-Disposition"] == "attachment; filename=voicemap-venues.geojson"
     assert named.get_data() == default.get_data()
@@ -101,9 +105,11 @@ def test_geojson_is_the_default_and_carries_the_dictionary(client, loaded):
 @pytest.mark.parametrize("query", ["f=xls", "f=GPKG", "f=", "f=shp&category=zoo"])
 def test_unknown_format_or_filter_is_a_400_before_anything_is_written(client, query):
     r = client.get(f"/api/venues?{query}")
-    assert r.status_code == 400 and r.is_json
+    assert r.status_code == 400
+    assert r.is_json
     if "zoo" not in query:
-        assert r.get_json()["param"] == "f" and "f " in r.get_json()["error"]
+        assert r.get_json()["param"] == "f"
+        assert "f " in r.get_json()["error"]
 
 
 PUBLIC = ["/api/venues", "/api/venues/named", "/api/nearest?lat=39.9&lon=116.4",
@@ -119,7 +125,8 @@ def test_public_reads_allow_any_origin_without_credentials(client, loaded, path)
     assert "Access-Control-Allow-Credentials" not in r.headers
     pre = client.options(path.split("?")[0], headers={
         "Origin": "https://example.org", "Access-Control-Request-Method": "GET"})
-    assert pre.status_code == 204 and pre.data == b""
+    assert pre.status_code == 204
+    assert pre.data == b""
     assert pre.headers["Access-Control-Allow-Origin"] == "*"
     assert pre.headers["Access-Control-Allow-Methods"] == "GET, HEAD, OPTIONS"
     assert "Access-Control-Allow-Headers" in pre.headers
@@ -129,7 +136,8 @@ def test_public_reads_allow_any_origin_without_credentials(client, loaded, path)
 
 def test_public_errors_are_readable_cross_origin(client):
     r = client.get("/api/venues?f=xls", headers={"Origin": "https://example.org"})
-    assert r.status_code == 400 and r.headers["Access-Control-Allow-Origin"] == "*"
+    assert r.status_code == 400
+    assert r.headers["Access-Control-Allow-Origin"] == "*"
 
 
 @pytest.mark.parametrize("method,path", [

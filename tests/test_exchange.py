@@ -88,7 +88,8 @@ def test_invalid_feature_is_reported_and_nothing_imported(app, tmp_path, bad, re
     with pytest.raises(ImportRejected) as err:
         do_import(app, path)
     problems = err.value.details["problems"]
-    assert len(problems) == 1 and problems[0]["index"] == 1
+    assert len(problems) == 1
+    assert problems[0]["index"] == 1
     assert reason in problems[0]["reason"]
     assert registry(app) == {}  # the valid feature was not imported either
 
@@ -211,7 +212,8 @@ def test_export_then_import_gives_back_the_same_registry(app, tmp_path, fmt):
     with app.app_context(), db.session_scope() as session:
         session.execute(text("DELETE FROM venues"))
     report = do_import(app, out)
-    assert report.inserted == 40 and not report.problems
+    assert report.inserted == 40
+    assert not report.problems
     assert registry(app) == original
 
 
@@ -219,8 +221,10 @@ def test_geojson_export_is_rfc7946_with_the_dictionary_as_a_foreign_member(app, 
     load(app, random_features(5))
     out = export(app, tmp_path, "geojson")
     doc = json.loads(out.read_text(encoding="utf-8"))
-    assert list(doc)[:2] == ["type", "features"] and doc["type"] == "FeatureCollection"
-    assert "crs" not in doc and len(doc["features"]) == 5
+    assert list(doc)[:2] == ["type", "features"]
+    assert doc["type"] == "FeatureCollection"
+    assert "crs" not in doc
+    assert len(doc["features"]) == 5
     meta = doc["metadata"]
     assert [f["name"] for f in meta["fields"]] == [*exchange.FIELD_NAMES, "geometry"]
     with app.app_context(), db.engine().connect() as conn:
@@ -228,10 +232,12 @@ def test_geojson_export_is_rfc7946_with_the_dictionary_as_a_foreign_member(app, 
     last = last.replace(tzinfo=UTC) if last.tzinfo is None else last
     assert meta["updated"].endswith("Z")
     assert datetime.fromisoformat(meta["updated"]) == last.replace(microsecond=0)
-    assert meta["licence"] and all(f["licence"] for f in meta["fields"])
+    assert meta["licence"]
+    assert all(f["licence"] for f in meta["fields"])
     for f in doc["features"]:
         lon, lat = f["geometry"]["coordinates"]
-        assert 115 < lon < 118 and 39 < lat < 42  # longitude first
+        assert 115 < lon < 118
+        assert 39 < lat < 42  # longitude first
         assert "narrator_name" not in f["properties"]
 
 
@@ -253,9 +259,11 @@ def test_dictionary_has_one_entry_for_every_exported_field():
     assert set(exchange.FIELD_NAMES) == {"id", *VENUE_FIELDS, "clip_count"}
     assert len(set(exchange.FIELD_NAMES)) == len(exchange.FIELDS)
     shp = [f.shapefile_name for f in exchange.FIELDS]
-    assert len(set(shp)) == len(shp) and all(len(name) <= 10 for name in shp)
+    assert len(set(shp)) == len(shp)
+    assert all(len(name) <= 10 for name in shp)
     for f in exchange.FIELDS:
-        assert f.meaning and f.type in ("text", "integer", "boolean", "real")
+        assert f.meaning
+        assert f.type in ("text", "integer", "boolean", "real")
 
 
 def fields_of(path, fmt) -> set[str]:
@@ -276,7 +284,8 @@ def test_every_format_carries_the_same_fields_and_clip_count(app, tmp_path):
         assert fields_of(out, fmt) == set(exchange.FIELD_NAMES), fmt
         df = pyogrio.read_dataframe(out)
         counts = dict(zip(df["id"], df["clip_count"].astype(int), strict=True))
-        assert counts["v00003"] == 1 and sum(counts.values()) == 1, fmt
+        assert counts["v00003"] == 1, fmt
+        assert sum(counts.values()) == 1, fmt
 
 
 def test_every_written_file_is_0644_whatever_the_umask(app, tmp_path):
@@ -301,17 +310,21 @@ def test_csv_opens_in_excel_pandas_and_gdal_without_options(app, tmp_path):
     out = export(app, tmp_path, "csv")
     assert out.read_bytes().startswith(b"\xef\xbb\xbfid,lon,lat,")  # UTF-8 with a BOM
     df = pd.read_csv(out, encoding="utf-8-sig")
-    assert list(df.columns[:3]) == ["id", "lon", "lat"] and len(df) == 21
+    assert list(df.columns[:3]) == ["id", "lon", "lat"]
+    assert len(df) == 21
     assert df.set_index("id").loc["cn", "name_zh"] == "首都博物馆"
     info = ogrinfo("-al", "-so", str(out))
-    assert "Geometry: Point" in info.stdout and "Feature Count: 21" in info.stdout
-    assert "WGS 84" in info.stdout and "Warning" not in info.stderr
+    assert "Geometry: Point" in info.stdout
+    assert "Feature Count: 21" in info.stdout
+    assert "WGS 84" in info.stdout
+    assert "Warning" not in info.stderr
     # Alone (as downloaded), GDAL still reads the WKT column as each feature's Point.
     out.with_suffix(".csvt").unlink()
     out.with_suffix(".prj").unlink()
     alone = ogrinfo("-al", str(out))
     assert "Feature Count: 21" in alone.stdout
-    assert alone.stdout.count("  POINT (") == 21 and "Warning" not in alone.stderr
+    assert alone.stdout.count("  POINT (") == 21
+    assert "Warning" not in alone.stderr
 
 
 def test_geopackage_is_version_1_3_silent_in_gdal_36_with_metadata(app, tmp_path):
@@ -320,9 +333,12 @@ def test_geopackage_is_version_1_3_silent_in_gdal_36_with_metadata(app, tmp_path
     with sqlite3.connect(out) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 10300
     info = ogrinfo("-al", "-so", str(out))
-    assert info.stderr.strip() == "" and "Warning" not in info.stderr
-    assert "Geometry: Point" in info.stdout and "Feature Count: 7" in info.stdout
-    assert "LICENCE=" in info.stdout and "UPDATED=20" in info.stdout
+    assert info.stderr.strip() == ""
+    assert "Warning" not in info.stderr
+    assert "Geometry: Point" in info.stdout
+    assert "Feature Count: 7" in info.stdout
+    assert "LICENCE=" in info.stdout
+    assert "UPDATED=20" in info.stdout
     meta = pyogrio.read_info(out, layer="venues")["layer_metadata"]
     doc = json.loads(meta["DATA_DICTIONARY"])
     assert [f["name"] for f in doc["fields"]] == [*exchange.FIELD_NAMES, "geometry"]

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import json
 import random
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -13,7 +17,8 @@ def test_gcj02_offset_in_beijing_is_hundreds_of_metres():
     glon, glat = geo.wgs84_to_gcj02(lon, lat)
     offset = geo.distance_m(lon, lat, glon, glat)
     assert 300 < offset < 800
-    assert glon > lon and glat > lat  # GCJ-02 is shifted north-east in Beijing
+    assert glon > lon  # GCJ-02 is shifted north-east in Beijing
+    assert glat > lat
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -23,6 +28,61 @@ def test_gcj02_round_trip_within_a_millimetre(seed):
         lon, lat = rng.uniform(115.4, 117.5), rng.uniform(39.4, 41.1)
         back = geo.gcj02_to_wgs84(*geo.wgs84_to_gcj02(lon, lat))
         assert geo.distance_m(lon, lat, *back) < 0.001
+
+
+# Published reference values from independent implementations (not ours, not a round trip):
+# googollee/eviltransform, python/test.py: (wgs lat, wgs lng, gcj lat, gcj lng), which it
+# checks to 6 decimal places (assertAlmostEqual(..., 6)), its inverse to 0.5 m.
+EVILTRANSFORM = [
+    (31.1774276, 121.5272106, 31.17530398364597, 121.531541859215),  # Shanghai
+    (22.543847, 113.912316, 22.540796131694766, 113.9171764808363),  # Shenzhen
+    (39.911954, 116.377817, 39.91334545536069, 116.38404722455657),  # Beijing
+]
+# wandergis/coordtransform, test/app.js ("//result"): wgs84togcj02(116.404, 39.915).
+COORDTRANSFORM = [(39.915, 116.404, 39.91640428150164, 116.41024449916938)]
+REFERENCE = EVILTRANSFORM + COORDTRANSFORM
+JS = Path(__file__).resolve().parent.parent / "web" / "static" / "vm" / "gcj02.js"
+
+
+@pytest.mark.parametrize(("wlat", "wlon", "glat", "glon"), REFERENCE)
+def test_gcj02_forward_matches_published_longitude(wlat, wlon, glat, glon):
+    assert geo.wgs84_to_gcj02(wlon, wlat)[0] == pytest.approx(glon, abs=5e-7)
+
+
+@pytest.mark.parametrize(("wlat", "wlon", "glat", "glon"), REFERENCE)
+def test_gcj02_forward_matches_published_latitude(wlat, wlon, glat, glon):
+    assert geo.wgs84_to_gcj02(wlon, wlat)[1] == pytest.approx(glat, abs=5e-7)
+
+
+@pytest.mark.parametrize(("wlat", "wlon", "glat", "glon"), REFERENCE)
+def test_gcj02_inverse_finds_the_published_wgs84_point(wlat, wlon, glat, glon):
+    lon, lat = geo.gcj02_to_wgs84(glon, glat)
+    assert geo.distance_m(lon, lat, wlon, wlat) < 0.05  # eviltransform's exact inverse: 0.5 m
+
+
+def run_js(expression: str):
+    """``expression`` evaluated by Node.js with ``g`` = the map's gcj02.js module."""
+    node = shutil.which("node") or shutil.which("nodejs")
+    assert node, "Node.js is needed (scripts/setup installs it for the map's assets)"
+    script = f"const g = require({json.dumps(str(JS))}); console.log(JSON.stringify({expression}))"
+    res = subprocess.run([node, "-e", script], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+def test_gcj02_js_forward_matches_published_values():
+    points = json.dumps([[wlon, wlat] for wlat, wlon, _, _ in REFERENCE])
+    got = run_js(f"{points}.map(p => g.wgs84ToGcj02(p[0], p[1]))")
+    expected = [[glon, glat] for _, _, glat, glon in REFERENCE]
+    assert got == [pytest.approx(e, abs=5e-7) for e in expected]
+
+
+def test_gcj02_js_inverse_finds_the_published_wgs84_points():
+    points = json.dumps([[glon, glat] for _, _, glat, glon in REFERENCE])
+    got = run_js(f"{points}.map(p => g.gcj02ToWgs84(p[0], p[1]))")
+    distances = [geo.distance_m(lon, lat, wlon, wlat)
+                 for (lon, lat), (wlat, wlon, _, _) in zip(got, REFERENCE, strict=True)]
+    assert max(distances) < 0.05
 
 
 def test_gcj02_is_identity_outside_china():
@@ -44,7 +104,8 @@ def test_degree_box_holds_the_whole_circle(lat):
         for _ in range(360):
             az = rng.uniform(-180, 180)
             plon, plat, _ = geo.WGS84.fwd(lon, lat, az, radius)
-            assert minlon <= plon <= maxlon and minlat <= plat <= maxlat
+            assert minlon <= plon <= maxlon
+            assert minlat <= plat <= maxlat
 
 
 @pytest.mark.parametrize("lon,lat,param", [(181, 0, "lon"), (0, -91, "lat"),

@@ -113,12 +113,15 @@ def test_postgresql_outage_answers_503_json_and_recovers_by_itself(own_cluster, 
         for path in paths:
             r = client.get(path)
             assert r.status_code == 503, (path, r.status_code, r.data[:200])
-            assert r.is_json and r.get_json()["code"] == "unavailable", path
+            assert r.is_json, path
+            assert r.get_json()["code"] == "unavailable", path
             assert int(r.headers["Retry-After"]) > 0
         health = client.get("/healthz")
-        assert health.status_code == 503 and health.get_json()["database"] == "unreachable"
+        assert health.status_code == 503
+        assert health.get_json()["database"] == "unreachable"
         page = client.get("/venues/museum-a")
-        assert page.status_code == 503 and b"Traceback" not in page.data
+        assert page.status_code == 503
+        assert b"Traceback" not in page.data
     finally:
         own_cluster["start"]()
     for path in paths:  # the first requests after the restart succeed
@@ -195,9 +198,11 @@ def test_upload_while_the_database_is_locked_is_503_and_stores_nothing(sqlite_ap
         for lock in held:
             lock.release()
     assert r.status_code == 503, r.data[:300]
-    assert r.get_json()["code"] == "busy" and int(r.headers["Retry-After"]) > 0
+    assert r.get_json()["code"] == "busy"
+    assert int(r.headers["Retry-After"]) > 0
     # The failed INSERT's values (the guardian's name, the transcript) stay out of the log.
-    assert "locked" in caplog.text and "Mei Wang" not in caplog.text
+    assert "locked" in caplog.text
+    assert "Mei Wang" not in caplog.text
     assert "Mei Wang" not in r.get_data(as_text=True)
     assert clip_count(sqlite_app) == 0
     assert media_files(Path(sqlite_app.config["MEDIA_DIR"])) == []  # no file left behind
@@ -294,11 +299,13 @@ def test_upload_to_a_full_disk_is_507_json_and_health_says_so(tmp_path, full_dis
                     data=form(speech(tmp_path / "a", "g.m4a")))
     assert r.status_code == 507, r.data[:300]
     assert r.get_json()["code"] == "insufficient_storage"
-    assert clip_count(app) == 0 and media_files(full_disk) == before
+    assert clip_count(app) == 0
+    assert media_files(full_disk) == before
     assert list((full_disk / "tmp").iterdir()) == []  # the scratch directory went too
     health = client.get("/healthz")
     assert health.status_code == 503
-    assert health.get_json()["media"] == "full" and health.get_json()["database"] == "ok"
+    assert health.get_json()["media"] == "full"
+    assert health.get_json()["database"] == "ok"
     app.extensions["voicemap.engine"].dispose()
 
 
@@ -324,7 +331,8 @@ def test_cli_on_a_full_disk_prints_one_line(tmp_path, full_disk):
 def test_untrusted_host_is_refused(app, client):
     load(app, [feature("museum-a", 116.39, 39.91)])
     r = client.get("/api/venues/museum-a", headers={"Host": "evil.example"})
-    assert r.status_code == 400 and r.is_json
+    assert r.status_code == 400
+    assert r.is_json
     page = client.get("/venues/museum-a", headers={"Host": "evil.example"})
     assert page.status_code == 400
     assert b"evil.example" not in client.get("/venues/museum-a/qr.svg").data
@@ -372,7 +380,8 @@ def test_public_url_fixes_links_and_qr_codes(database_url, tmp_path):
 def test_qr_code_varies_by_host_without_a_public_url(app, client):
     load(app, [feature("museum-a", 116.39, 39.91)])
     r = client.get("/venues/museum-a/qr.svg")
-    assert r.status_code == 200 and "Host" in r.headers["Vary"]
+    assert r.status_code == 200
+    assert "Host" in r.headers["Vary"]
 
 
 # --- tokens ------------------------------------------------------------------------------
@@ -391,17 +400,21 @@ def test_revoked_token_stops_working_at_once_everywhere(app, client, runner):
     assert "museum-a" in other.get("/manage/").get_data(as_text=True)
 
     listed = runner.invoke("managers", "list")
-    assert listed.exit_code == 0 and "Alice" in listed.output and "active" in listed.output
+    assert listed.exit_code == 0
+    assert "Alice" in listed.output
+    assert "active" in listed.output
     result = runner.invoke("managers", "revoke", "Alice")
     assert result.exit_code == 0, result.output
     r = client.get("/api/venues/museum-a/clips", headers=bearer(token))
-    assert r.status_code == 401 and r.is_json
+    assert r.status_code == 401
+    assert r.is_json
     assert "Sign in" in other.get("/manage/").get_data(as_text=True)
     assert "revoked" in runner.invoke("managers", "list").output
 
     rotated = runner.invoke("managers", "rotate", "Alice")
     new = rotated.output.strip().splitlines()[-1]
-    assert new != token and new.startswith("vm_")
+    assert new != token
+    assert new.startswith("vm_")
     assert client.get("/api/venues/museum-a/clips", headers=bearer(new)).status_code == 200
     assert client.get("/api/venues/museum-a/clips", headers=bearer(token)).status_code == 401
 
@@ -411,9 +424,11 @@ def test_managers_commands_name_ambiguity_and_unknowns(app, runner):
     runner.invoke("create-manager", "Sam", "--venue", "museum-a")
     runner.invoke("create-manager", "Sam", "--admin")
     ambiguous = runner.invoke("managers", "revoke", "Sam")
-    assert ambiguous.exit_code == 1 and "give the id" in ambiguous.output
+    assert ambiguous.exit_code == 1
+    assert "give the id" in ambiguous.output
     missing = runner.invoke("managers", "rotate", "Nobody")
-    assert missing.exit_code == 1 and "no manager" in missing.output
+    assert missing.exit_code == 1
+    assert "no manager" in missing.output
 
 
 # --- temporaries: a child's unprocessed voice ----------------------------------------------
@@ -443,8 +458,8 @@ def test_an_upload_killed_mid_way_is_found_at_once_and_swept(app, runner, tmp_pa
     proc.wait()
     proc.stdout.close()
     report = runner.invoke("fsck")
-    assert report.exit_code == 1 and f"abandoned temporary (an interrupted upload): {work}" \
-        in report.output
+    assert report.exit_code == 1
+    assert f"abandoned temporary (an interrupted upload): {work}" in report.output
     # A worker starting up sweeps it away.
     create_app({"TESTING": True, "DATABASE_URL": app.config["DATABASE_URL"],
                 "MEDIA_DIR": str(media), "SECRET_KEY": "t"}).extensions[
@@ -465,7 +480,8 @@ def test_map_page_etag_is_the_same_in_every_process(database_url, tmp_path):
     etags = {subprocess.run([sys.executable, "-c", script, database_url, str(tmp_path / "m")],
                             capture_output=True, text=True, cwd=ROOT, check=True
                             ).stdout.strip() for _ in range(2)}
-    assert len(etags) == 1 and next(iter(etags))
+    assert len(etags) == 1
+    assert next(iter(etags))
 
 
 def test_a_fault_of_ours_in_sqlite_is_a_500_not_a_503(sqlite_app):
@@ -479,4 +495,5 @@ def test_a_fault_of_ours_in_sqlite_is_a_500_not_a_503(sqlite_app):
         conn.exec_driver_sql("ALTER TABLE venues RENAME TO venues_gone")
     raw.dispose()
     r = sqlite_app.test_client().get("/api/venues/museum-a")
-    assert r.status_code == 500 and r.get_json()["code"] == "internal"
+    assert r.status_code == 500
+    assert r.get_json()["code"] == "internal"

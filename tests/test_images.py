@@ -77,6 +77,18 @@ def srgb_icc() -> bytes:
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
+def swapped_primaries_icc() -> bytes:
+    """An RGB profile that is sRGB with the red and green primaries swapped: a pixel stored
+    as red in it is green in sRGB, so a conversion shows, and a copy of the numbers does not.
+    """
+    icc = bytearray(srgb_icc())
+    count = struct.unpack(">I", icc[128:132])[0]
+    entries = {bytes(icc[o:o + 4]): o for o in range(132, 132 + 12 * count, 12)}
+    r, g = entries[b"rXYZ"], entries[b"gXYZ"]
+    icc[r + 4:r + 12], icc[g + 4:g + 12] = icc[g + 4:g + 12], icc[r + 4:r + 12]
+    return bytes(icc)
+
+
 def photo_with_everything(path: Path, size: tuple[int, int] = (300, 200)) -> Path:
     """A JPEG with orientation 6 and GPS in EXIF, XMP with GPS, IPTC, an ICC profile and a
     comment: everything a phone or an editor may leave in a photo."""
@@ -329,6 +341,24 @@ def test_embedded_profile_is_converted_not_copied(tmp_path, work):
     display = opened(process_image(src, work).display)
     assert "icc_profile" not in display.info
     assert near(display.getpixel((5, 5)), RED)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
+def test_colours_are_converted_to_srgb_through_the_embedded_profile(tmp_path, work, fmt):
+    src = save(Image.new("RGB", (60, 40), RED), tmp_path / "wide", fmt,
+               icc_profile=swapped_primaries_icc(), quality=95)
+    r, g, b = opened(process_image(src, work).display).getpixel((30, 20))
+    assert g > 180
+    assert r < 60
+
+
+def test_a_profile_that_does_not_fit_the_pixels_is_ignored(tmp_path, work):
+    # An RGB profile on a grey image: LittleCMS refuses the pair; the grey is kept as it is.
+    grey = Image.new("L", (60, 40), 100)
+    src = save(grey, tmp_path / "grey.png", "PNG", icc_profile=srgb_icc())
+    assert "icc_profile" in peek(src).info
+    r, g, b = opened(process_image(src, work).display).getpixel((30, 20))
+    assert 95 <= r <= 105
 
 
 def test_type_comes_from_content_not_name(tmp_path, work):

@@ -58,7 +58,8 @@ def clips_with(client, token, **kwargs):
 def assert_rate_limited(r, most: int) -> None:
     assert r.status_code == 429, r.data[:300]
     body = r.get_json()
-    assert body["code"] == "rate_limited" and body["error"]
+    assert body["code"] == "rate_limited"
+    assert body["error"]
     assert 1 <= body["retry_after"] <= most
     assert r.headers["Retry-After"] == str(body["retry_after"])
     assert body["request_id"] == r.headers["X-Request-Id"]
@@ -98,7 +99,8 @@ def test_manage_sign_in_failures_are_limited(app, client):
     for _ in range(10):
         assert sign_in(client, "vm_guess").status_code == 401
     r = sign_in(client, tokens["alice"])
-    assert r.status_code == 429 and r.mimetype == "text/html"
+    assert r.status_code == 429
+    assert r.mimetype == "text/html"
     assert 1 <= int(r.headers["Retry-After"]) <= 60
     assert "too many failed sign-ins" in r.get_data(as_text=True)
     # Bearer checks from the same address share the count of failures.
@@ -132,7 +134,8 @@ def test_uploads_are_limited_per_manager(make_app, tmp_path):
         r = page.post("/manage/venues/museum-a/clips",
                       data={**FORM, "file": (fh, src.name), "csrf": csrf(page)},
                       content_type="multipart/form-data")
-    assert r.status_code == 429 and r.mimetype == "text/html"
+    assert r.status_code == 429
+    assert r.mimetype == "text/html"
     assert int(r.headers["Retry-After"]) > 60
 
 

@@ -304,9 +304,11 @@ def test_nine_layers_listed_and_toggling_one_hides_and_shows_its_markers(site, v
     museums = v.page.locator(".leaflet-control-layers-overlays label", has_text="Museums")
     museums.locator("input").uncheck()
     v.settle()
-    assert markers(v, "museum") == [] and len(markers(v)) == len(FEATURES) - 2
-    assert "category=" in v.page.url and "museum" not in parse_qs(
-        urlsplit(v.page.url).query)["category"][0]
+    assert markers(v, "museum") == []
+    assert len(markers(v)) == len(FEATURES) - 2
+    assert "category=" in v.page.url
+    assert ("museum" not in parse_qs(
+        urlsplit(v.page.url).query)["category"][0])
     v.shot("layers-museums-off-desktop")
     museums.locator("input").check()
     v.settle()
@@ -323,14 +325,17 @@ def test_category_query_opens_with_just_those_layers_and_url_keeps_the_view(site
     v.page.evaluate("voicemap.state.map.setView([39.905, 116.39], 15)")
     v.page.wait_for_function("() => location.search.includes('z=15')")
     q = parse_qs(urlsplit(v.page.url).query)
-    assert q["lat"] == ["39.90500"] and q["lon"] == ["116.39000"] and q["lang"] == ["en"]
+    assert q["lat"] == ["39.90500"]
+    assert q["lon"] == ["116.39000"]
+    assert q["lang"] == ["en"]
     assert q["category"] == ["museum,park"]
     v.page.reload()
     v.ready()
     assert v.page.evaluate("voicemap.state.map.getZoom()") == 15
     assert {BY_ID_TITLE(t) for t in markers(v)} <= {"museum", "park"}
     switch = v.page.get_attribute("#vm-lang", "href")
-    assert "lang=zh" in switch and "category=museum%2Cpark" in switch
+    assert "lang=zh" in switch
+    assert "category=museum%2Cpark" in switch
 
 
 def BY_ID_TITLE(title: str) -> str:  # noqa: N802 - reads as a lookup
@@ -343,7 +348,8 @@ def test_voice_filter_keeps_only_venues_with_guides(site, visit):
     v = visit(site, f"/?lang=zh&{VIEW}", viewport=DESKTOP)
     badged = v.page.evaluate("Array.from(document.querySelectorAll('.vm-marker.vm-voiced'))"
                              ".map(e => e.getAttribute('title'))")
-    assert badged and all("有语音导览" in t for t in badged)
+    assert badged
+    assert all("有语音导览" in t for t in badged)
     v.page.click("#vm-voiced-btn")
     v.settle()
     assert v.page.get_attribute("#vm-voiced-btn", "aria-pressed") == "true"
@@ -390,7 +396,8 @@ def test_popup_shows_facts_in_the_page_language(site, visit):
         assert expected in text, expected
     assert "Daily" not in text  # the Chinese hours, not the English ones
     audio = v.page.locator(".vm-popup audio")
-    assert audio.get_attribute("preload") == "none" and audio.get_attribute("autoplay") is None
+    assert audio.get_attribute("preload") == "none"
+    assert audio.get_attribute("autoplay") is None
     assert v.page.evaluate("document.querySelector('.vm-popup audio').paused")
     v.page.locator(".vm-popup details summary").click()
     assert "这里有" in v.page.locator(".vm-popup details p").inner_text()
@@ -438,7 +445,8 @@ def test_popup_player_loads_a_clip_from_the_clip_contract(site, visit, stub_mp3)
     caption = v.page.locator(".vm-popup figcaption").inner_text()
     assert caption.startswith("English · Told by Mia, age 9 · 0:03")
     got = load_audio(v)
-    assert got["readyState"] >= 1 and abs(got["duration"] - 2.5) < 0.2, got
+    assert got["readyState"] >= 1, got
+    assert abs(got["duration"] - 2.5) < 0.2, got
     assert v.page.evaluate("document.querySelector('.vm-popup audio').paused")
     v.shot("popup-player-phone")
 

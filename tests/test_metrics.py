@@ -74,7 +74,8 @@ def test_requests_are_counted_by_endpoint_and_status(client, alice):
     latency = {labels: v for (name, labels), v in found.items()
                if name == "voicemap_http_request_duration_seconds_bucket"
                and ("endpoint", "api.version") in labels}
-    assert len(latency) > 5 and latency[(("endpoint", "api.version"), ("le", "+Inf"))] == 2
+    assert len(latency) > 5
+    assert latency[(("endpoint", "api.version"), ("le", "+Inf"))] == 2
     assert found[("voicemap_http_request_duration_seconds_count",
                   (("endpoint", "api.version"),))] == 2
 
@@ -107,12 +108,14 @@ def test_a_full_media_disk_is_counted_and_logged_with_the_request_id(
     assert r.status_code == 507
     body = r.get_json()
     rid = r.headers["X-Request-Id"]
-    assert body["code"] == "insufficient_storage" and body["request_id"] == rid
+    assert body["code"] == "insufficient_storage"
+    assert body["request_id"] == rid
     found = scrape(client)
     assert found[("voicemap_media_store_errors_total", (("kind", "ENOSPC"),))] == 1
     assert requests_total(found, "clips.create", "507") == 1
     logged = [rec for rec in caplog.records if "media store is full" in rec.getMessage()]
-    assert logged and all(rec.request_id == rid for rec in logged)
+    assert logged
+    assert all(rec.request_id == rid for rec in logged)
     assert f"[{rid}]" in logging.Formatter(LOG_FORMAT).format(logged[0])
 
 
@@ -164,7 +167,8 @@ def test_every_response_has_a_request_id(client, alice):
               client.get("/api/review", headers={"Authorization": "Bearer vm_wrong"})):
         assert r.status_code in (400, 401, 404, 405)
         body = r.get_json()
-        assert body["request_id"] == r.headers["X-Request-Id"] and body["code"]
+        assert body["request_id"] == r.headers["X-Request-Id"]
+        assert body["code"]
     page = client.get("/manage/")
     assert HEX_ID.fullmatch(page.headers["X-Request-Id"])
 

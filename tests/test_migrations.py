@@ -197,11 +197,13 @@ def test_previous_release_database_is_adopted_with_every_row_and_file(
         assert f"{len(VENUES)} features: {len(VENUES)} inserted" in imported
         manager_token = manager.splitlines()[-1]
         admin_token = admin.splitlines()[-1]
-        assert "published" in published and "pending" in pending
+        assert "published" in published
+        assert "pending" in pending
         published, pending = published.split()[1].rstrip(":"), pending.split()[1].rstrip(":")
 
         schema_before, rows_before, files_before = schema(url), rows(url), files(media)
-        assert len(rows_before["clips"]) == 2 and len(files_before) == 4  # 2 MP3s, 2 originals
+        assert len(rows_before["clips"]) == 2
+        assert len(files_before) == 4  # 2 MP3s, 2 originals
         engine = db.make_engine(url)
         with engine.connect() as conn:
             mp3 = media / "published" / (sha := conn.execute(text(
@@ -464,7 +466,8 @@ def test_upgrade_waits_for_the_migration_lock(backend, tmp_path):
                 else:
                     pytest.fail("the upgrade never asked for the advisory lock")
             thread.join(1.5)
-            assert thread.is_alive() and not results, results
+            assert thread.is_alive(), results
+            assert not results, results
             assert revision(url) is None
         finally:
             release()

@@ -62,11 +62,14 @@ def inline_scripts(html: str) -> list[str]:
 
 def test_map_page_is_a_folium_shell_with_nine_layers_and_controls(client):
     r = client.get("/?lang=en")
-    assert r.status_code == 200 and r.mimetype == "text/html"
+    assert r.status_code == 200
+    assert r.mimetype == "text/html"
     html = r.get_data(as_text=True)
     assert '<html lang="en">' in html
-    assert "L.markerClusterGroup" in html and "L.featureGroup.subGroup" in html
-    assert "L.control.layers" in html and "voicemap.start(" in html
+    assert "L.markerClusterGroup" in html
+    assert "L.featureGroup.subGroup" in html
+    assert "L.control.layers" in html
+    assert "voicemap.start(" in html
     for cat in categories.CATEGORIES:
         assert f'vm-c-{cat.id}\\"' in html or f"vm-c-{cat.id}" in html
         assert cat.en in html
@@ -77,7 +80,9 @@ def test_map_page_is_a_folium_shell_with_nine_layers_and_controls(client):
 
 def test_map_page_holds_no_venue_data(client, loaded):
     html = client.get("/?lang=en").get_data(as_text=True)
-    assert "v00001" not in html and "Venue v000" not in html and "onerror" not in html
+    assert "v00001" not in html
+    assert "Venue v000" not in html
+    assert "onerror" not in html
     assert "L.marker(" not in html
 
 
@@ -108,7 +113,8 @@ def test_english_page_has_no_chinese_and_chinese_page_no_english_interface_text(
     english += [c.en for c in categories.CATEGORIES]
     assert [s for s in english if s in zh] == []
     # The map's settings carry only the page's language.
-    assert maps.strings("zh")["near_me"] in zh and maps.strings("en")["near_me"] in en
+    assert maps.strings("zh")["near_me"] in zh
+    assert maps.strings("en")["near_me"] in en
 
 
 def test_i18n_tables_have_the_same_keys_and_placeholders():
@@ -127,12 +133,15 @@ def test_csp_hashes_every_inline_script_and_allows_only_self_and_tiles(client):
     for body in scripts:
         digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
         assert f"'sha256-{digest}'" in csp
-    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert "unsafe-inline" not in csp
+    assert "unsafe-eval" not in csp
     directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
     assert directives["default-src"] == "'self'"
     assert directives["img-src"] == "'self' data: https://tile.openstreetmap.org"
-    assert directives["connect-src"] == "'self'" and directives["media-src"] == "'self'"
-    assert "<style" not in html and "style=" not in html
+    assert directives["connect-src"] == "'self'"
+    assert directives["media-src"] == "'self'"
+    assert "<style" not in html
+    assert "style=" not in html
     assert r.headers["X-Content-Type-Options"] == "nosniff"
     assert r.headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
 
@@ -177,7 +186,8 @@ def test_assets_gzip_and_allow_list(client):
     assert client.get(f"/assets/{version}/../setup.cfg").status_code == 404
     assert client.get(f"/assets/{version}/leaflet/package.json").status_code == 404
     stale = client.get("/assets/000000000000/leaflet/leaflet.js")
-    assert stale.status_code == 200 and stale.headers["Cache-Control"] == "no-cache"
+    assert stale.status_code == 200
+    assert stale.headers["Cache-Control"] == "no-cache"
     r = client.get(url, headers={"If-None-Match": plain.headers["ETag"]})
     assert r.status_code == 304
 
@@ -217,12 +227,15 @@ def test_map_page_gzip_and_etag(client):
 
 def test_map_data_points_in_bbox(client, loaded):
     r = client.get("/api/map/venues?bbox=116.0,39.7,116.8,40.2&zoom=12&lang=en")
-    assert r.status_code == 200 and r.mimetype == "application/json"
+    assert r.status_code == 200
+    assert r.mimetype == "application/json"
     doc = r.get_json()
-    assert doc["mode"] == "points" and len(doc["v"]) == len(loaded)
+    assert doc["mode"] == "points"
+    assert len(doc["v"]) == len(loaded)
     row = next(v for v in doc["v"] if v[0] == "xss")
     assert row[1:4] == [116.4, 39.9, categories.IDS.index("park")]
-    assert row[4] == 0 and row[5] == XSS
+    assert row[4] == 0
+    assert row[5] == XSS
     zh = client.get("/api/map/venues?bbox=116.399,39.899,116.401,39.901&lang=zh").get_json()
     assert [v[5] for v in zh["v"]] == ["公园<script>"]
 
@@ -242,7 +255,8 @@ def test_map_data_turns_to_grid_counts_past_the_limit(app, client, loaded):
     doc = client.get("/api/map/venues?bbox=116,39.7,116.8,40.2&zoom=10").get_json()
     assert doc["mode"] == "grid"
     assert sum(c[2] for c in doc["cells"]) == len(loaded)
-    assert all(116 <= c[0] <= 116.8 and 39.7 <= c[1] <= 40.2 for c in doc["cells"])
+    assert all(116 <= c[0] <= 116.8 for c in doc["cells"])
+    assert all(39.7 <= c[1] <= 40.2 for c in doc["cells"])
     coarse = client.get("/api/map/venues?bbox=116,39.7,116.8,40.2&zoom=6").get_json()
     assert len(coarse["cells"]) < len(doc["cells"])
 
@@ -252,7 +266,8 @@ def test_map_data_turns_to_grid_counts_past_the_limit(app, client, loaded):
     ("category=zoo", "category")])
 def test_map_data_bad_parameters_are_json_400s(client, query, param):
     r = client.get(f"/api/map/venues?{query}")
-    assert r.status_code == 400 and r.get_json()["param"] == param
+    assert r.status_code == 400
+    assert r.get_json()["param"] == param
 
 
 def test_map_data_is_gzipped_when_large(client, loaded):
@@ -270,17 +285,25 @@ def test_venue_page_escapes_data_and_lists_published_clips(app, client, loaded):
     r = client.get("/venues/xss?lang=en")
     assert r.status_code == 200
     html = r.get_data(as_text=True)
-    assert "&lt;img src=x onerror=alert(1)&gt;" in html and XSS not in html
-    assert "公园&lt;script&gt;" in html and "<b>" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert XSS not in html
+    assert "公园&lt;script&gt;" in html
+    assert "<b>" not in html
     assert '<audio controls preload="none" src="/audio/c1.mp3"></audio>' in html
-    assert "autoplay" not in html and "secret" not in html
-    assert "<details" in html and "这里有&lt;b&gt;大树&lt;/b&gt;。" in html
-    assert "Told by" in html and "1:23" in html
-    assert "Step-free access" in html and "Not stroller-friendly" in html
-    assert "3–12 years" in html and 'href="https://example.org/park"' in html
+    assert "autoplay" not in html
+    assert "secret" not in html
+    assert "<details" in html
+    assert "这里有&lt;b&gt;大树&lt;/b&gt;。" in html
+    assert "Told by" in html
+    assert "1:23" in html
+    assert "Step-free access" in html
+    assert "Not stroller-friendly" in html
+    assert "3–12 years" in html
+    assert 'href="https://example.org/park"' in html
     assert inline_scripts(html) == []
     csp = r.headers["Content-Security-Policy"]
-    assert "script-src 'self';" in csp and "sha256" not in csp
+    assert "script-src 'self';" in csp
+    assert "sha256" not in csp
 
 
 def test_venue_page_open_graph_uses_public_url_or_request_root(app, client, loaded):
@@ -297,7 +320,8 @@ def test_venue_page_languages_do_not_mix(client, loaded):
     en = client.get("/venues/v00003?lang=en").get_data(as_text=True)
     assert CJK.findall(en.replace("场馆v00003", "")) == []
     zh = client.get("/venues/v00003?lang=zh").get_data(as_text=True)
-    assert "Voice guides" not in zh and "Back to the map" not in zh
+    assert "Voice guides" not in zh
+    assert "Back to the map" not in zh
 
 
 def test_venue_page_shows_opening_hours_in_the_page_language(app, client):
@@ -317,25 +341,31 @@ def test_venue_page_shows_opening_hours_in_the_page_language(app, client):
 
 def test_unknown_venue_is_a_friendly_html_404(client, loaded):
     r = client.get("/venues/nope?lang=en")
-    assert r.status_code == 404 and r.mimetype == "text/html"
+    assert r.status_code == 404
+    assert r.mimetype == "text/html"
     html = r.get_data(as_text=True)
-    assert "Venue not found" in html and 'href="/?lang=en"' in html
+    assert "Venue not found" in html
+    assert 'href="/?lang=en"' in html
     zh = client.get("/venues/nope", headers={"Accept-Language": "zh-CN"})
-    assert zh.status_code == 404 and "找不到这个场馆" in zh.get_data(as_text=True)
+    assert zh.status_code == 404
+    assert "找不到这个场馆" in zh.get_data(as_text=True)
     assert client.get("/venues/nope/qr.svg").status_code == 404
 
 
 def test_qr_codes_are_valid_svg_and_png(app, client, loaded):
     app.config["PUBLIC_URL"] = "https://voicemap.example.org"
     svg = client.get("/venues/xss/qr.svg")
-    assert svg.status_code == 200 and svg.mimetype == "image/svg+xml"
+    assert svg.status_code == 200
+    assert svg.mimetype == "image/svg+xml"
     root = ET.fromstring(svg.data)
     assert root.tag == "{http://www.w3.org/2000/svg}svg"
     assert root.find("{http://www.w3.org/2000/svg}title").text == (
         "https://voicemap.example.org/venues/xss")
     png = client.get("/venues/xss/qr.png")
-    assert png.status_code == 200 and png.mimetype == "image/png"
-    assert png.data[:8] == b"\x89PNG\r\n\x1a\n" and png.data[12:16] == b"IHDR"
+    assert png.status_code == 200
+    assert png.mimetype == "image/png"
+    assert png.data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png.data[12:16] == b"IHDR"
     width, height = struct.unpack(">II", png.data[16:24])
     assert width == height >= 21 * 8
     assert client.get("/venues/xss/qr.gif").status_code == 404
@@ -343,7 +373,8 @@ def test_qr_codes_are_valid_svg_and_png(app, client, loaded):
 
 def test_error_pages_elsewhere_are_html_in_the_browsers_language(client):
     r = client.get("/no/such/page", headers={"Accept-Language": "en"})
-    assert r.status_code == 404 and "Page not found" in r.get_data(as_text=True)
+    assert r.status_code == 404
+    assert "Page not found" in r.get_data(as_text=True)
 
 
 # --- posters and the JS datum port -----------------------------------------------------
@@ -357,12 +388,16 @@ def test_posters_one_per_venue_with_both_names_and_a_qr(app, loaded, tmp_path):
         write_posters(app, tmp_path / "none")
     app.config["PUBLIC_URL"] = "https://voicemap.example.org"
     paths = write_posters(app, tmp_path / "posters")
-    assert len(paths) == len(loaded) and (tmp_path / "posters" / "all.html").exists()
+    assert len(paths) == len(loaded)
+    assert (tmp_path / "posters" / "all.html").exists()
     html = (tmp_path / "posters" / "xss.html").read_text(encoding="utf-8")
-    assert "&lt;img src=x onerror=alert(1)&gt;" in html and XSS not in html
-    assert "公园&lt;script&gt;" in html and "<svg" in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert XSS not in html
+    assert "公园&lt;script&gt;" in html
+    assert "<svg" in html
     assert "https://voicemap.example.org/venues/xss" in html
-    assert "扫一扫" in html and "Scan to hear" in html
+    assert "扫一扫" in html
+    assert "Scan to hear" in html
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")

@@ -78,19 +78,24 @@ def test_clip_lifecycle_on_the_object_store(s3_app, tmp_path, bucket, seaweed):
                        headers=bearer(tokens["admin"])).status_code == 200
 
     whole = client.get(clip["audio_url"])
-    assert whole.status_code == 200 and whole.mimetype == "audio/mpeg"
-    assert whole.data[:1] == b"\xff" and len(whole.data) == int(whole.headers["Content-Length"])
+    assert whole.status_code == 200
+    assert whole.mimetype == "audio/mpeg"
+    assert whole.data[:1] == b"\xff"
+    assert len(whole.data) == int(whole.headers["Content-Length"])
     assert "private" in whole.headers["Cache-Control"]
     assert whole.headers["Accept-Ranges"] == "bytes"
     part = client.get(clip["audio_url"], headers={"Range": "bytes=100-199"})
-    assert part.status_code == 206 and part.data == whole.data[100:200]
+    assert part.status_code == 206
+    assert part.data == whole.data[100:200]
     assert part.headers["Content-Range"] == f"bytes 100-199/{len(whole.data)}"
     tail = client.get(clip["audio_url"], headers={"Range": "bytes=-10"})
-    assert tail.status_code == 206 and tail.data == whole.data[-10:]
+    assert tail.status_code == 206
+    assert tail.data == whole.data[-10:]
     beyond = client.get(clip["audio_url"], headers={"Range": f"bytes={len(whole.data)}-"})
     assert beyond.status_code == 416
     cached = client.get(clip["audio_url"], headers={"If-None-Match": whole.headers["ETag"]})
-    assert cached.status_code == 304 and cached.data == b""
+    assert cached.status_code == 304
+    assert cached.data == b""
 
     assert client.delete(f"/api/clips/{clip['id']}",
                          headers=bearer(tokens["alice"])).status_code == 204
@@ -159,12 +164,14 @@ def test_an_unreachable_object_store_is_503_and_stores_nothing(database_url, tmp
     r = client.post("/api/venues/museum-a/clips", headers=bearer(token),
                     data=form(speech(tmp_path / "a", "g.m4a").read_bytes()))
     assert r.status_code == 503, r.data[:300]
-    assert r.get_json()["code"] == "media_unavailable" and r.headers["Retry-After"]
+    assert r.get_json()["code"] == "media_unavailable"
+    assert r.headers["Retry-After"]
     with app.app_context():
         assert db.get_session().execute(select(func.count()).select_from(Clip)).scalar_one() == 0
     assert list((tmp_path / "scratch").iterdir()) == []
     health = client.get("/healthz")
-    assert health.status_code == 503 and health.get_json()["media"] == "unwritable"
+    assert health.status_code == 503
+    assert health.get_json()["media"] == "unwritable"
     app.extensions["voicemap.engine"].dispose()
 
 
@@ -264,7 +271,8 @@ def test_two_hosts_share_one_database_and_one_bucket(postgis_url, tmp_path, buck
         assert second.request("POST", f"/api/clips/{clip['id']}/publish",
                               headers=bearer(admin))[0] == 200
         played = first.request("GET", clip["audio_url"])
-        assert played[0] == 200 and played[1] == second.request("GET", clip["audio_url"])[1]
+        assert played[0] == 200
+        assert played[1] == second.request("GET", clip["audio_url"])[1]
         assert second.request("DELETE", f"/api/clips/{clip['id']}",
                               headers=bearer(alice))[0] == 204
         assert first.request("GET", clip["audio_url"])[0] == 404

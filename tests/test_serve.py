@@ -193,7 +193,8 @@ def assert_json_error(raw: bytes, status: int, code: str | None = None) -> dict:
     assert got == status, raw[:500]
     assert headers["content-type"].startswith("application/json"), raw[:500]
     doc = json.loads(body)
-    assert isinstance(doc["error"], str) and doc["error"], doc
+    assert isinstance(doc["error"], str), doc
+    assert doc["error"], doc
     if code:
         assert doc["code"] == code, doc
     return doc
@@ -253,7 +254,8 @@ def test_idle_connections_do_not_stop_the_service(site):
         for s in socks[::10]:
             raw, _, was_closed = read_all(s, CLIENT_TIMEOUT + 4 - (time.monotonic() - t0))
             closed += was_closed
-            assert b"gunicorn" not in raw.lower() and b"<html" not in raw.lower(), raw
+            assert b"gunicorn" not in raw.lower(), raw
+            assert b"<html" not in raw.lower(), raw
             if raw:
                 assert_json_error(raw, 408, "timeout")
         assert closed == len(socks[::10])
@@ -287,7 +289,8 @@ def test_slow_upload_outlasting_the_worker_timeout_succeeds(site):
     assert status == 201, raw[:1000]
     assert headers["content-type"].startswith("application/json")
     clip = json.loads(payload)
-    assert clip["status"] == "pending" and clip["narrator_name"] == "Lily", clip
+    assert clip["status"] == "pending", clip
+    assert clip["narrator_name"] == "Lily", clip
 
 
 def test_client_that_stops_sending_is_dropped_without_holding_a_worker(site):
@@ -324,7 +327,8 @@ def test_body_shorter_than_content_length(site):
         for s in socks:
             raw, _, closed = read_all(s, CLIENT_TIMEOUT + 5)
             assert closed
-            assert b"gunicorn" not in raw.lower() and b"<html" not in raw.lower(), raw
+            assert b"gunicorn" not in raw.lower(), raw
+            assert b"<html" not in raw.lower(), raw
             if raw:
                 assert parse(raw)[1]["content-type"].startswith("application/json"), raw
     finally:
@@ -367,8 +371,10 @@ def test_front_server_errors_elsewhere_are_a_short_page(site):
     finally:
         s.close()
     status, headers, body = parse(raw)
-    assert status == 431 and headers["content-type"].startswith("text/html")
-    assert b"nginx" not in body and len(body) < 500
+    assert status == 431
+    assert headers["content-type"].startswith("text/html")
+    assert b"nginx" not in body
+    assert len(body) < 500
 
 
 def test_oversized_upload_is_refused_as_json(site):
@@ -395,11 +401,14 @@ def test_forwarding_headers_are_set_by_nginx_not_the_client(site):
     assert status == 200
     page = body.decode()
     assert f"http://127.0.0.1:{site.port}/venues/{VENUE}" in page
-    assert "evil.example" not in page and f"https://127.0.0.1:{site.port}" not in page
+    assert "evil.example" not in page
+    assert f"https://127.0.0.1:{site.port}" not in page
     time.sleep(0.2)  # gunicorn's access log line
     line = [ln for ln in site.stdout.read_text().splitlines() if f"/venues/{VENUE} " in ln][-1]
-    assert line.startswith("127.0.0.1 ") and "203.0.113.9" not in line
-    assert "rid=" in line and "rid=-" not in line
+    assert line.startswith("127.0.0.1 ")
+    assert "203.0.113.9" not in line
+    assert "rid=" in line
+    assert "rid=-" not in line
 
 
 def test_audio_range_request_through_nginx(site):
@@ -410,7 +419,8 @@ def test_audio_range_request_through_nginx(site):
     assert headers["content-range"].startswith("bytes 0-99/")
     assert len(body) == 100
     full = site.get(f"/audio/{site.clip_id}.mp3", headers={"Accept-Encoding": "gzip"})
-    assert full[0] == 200 and "content-encoding" not in full[1]
+    assert full[0] == 200
+    assert "content-encoding" not in full[1]
     assert full[2][:100] == body
 
 
@@ -429,7 +439,8 @@ def test_two_instances_keep_their_own_control_sockets(site):
         deadline = time.monotonic() + 10
         while not (ours.is_socket() and theirs.is_socket()) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert ours.is_socket() and theirs.is_socket()
+        assert ours.is_socket()
+        assert theirs.is_socket()
         # gunicorn exits (here: told to): serve stops nginx too and fails.
         master = subprocess.run(["pgrep", "-P", str(other.proc.pid), "-f", "gunicorn"],
                                 capture_output=True, text=True).stdout.split()
@@ -440,7 +451,8 @@ def test_two_instances_keep_their_own_control_sockets(site):
             other.get("/api/version", timeout=2)
     finally:
         other.stop()
-    assert ours.is_socket() and not theirs.exists()
+    assert ours.is_socket()
+    assert not theirs.exists()
     assert site.get("/healthz")[0] == 200
 
 
@@ -448,5 +460,6 @@ def test_second_instance_on_the_same_run_dir_is_refused(site):
     again = subprocess.run([str(ROOT / "scripts" / "serve")], cwd=ROOT, capture_output=True,
                            text=True, timeout=30,
                            env={**site.env, "VOICEMAP_BIND": f"127.0.0.1:{free_port()}"})
-    assert again.returncode != 0 and "already serving" in again.stderr
+    assert again.returncode != 0
+    assert "already serving" in again.stderr
     assert site.get("/healthz")[0] == 200

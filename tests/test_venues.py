@@ -132,8 +132,9 @@ def test_search_by_bbox_category_and_name(app, registry):
                 if box[0] <= f["geometry"]["coordinates"][0] <= box[2]
                 and box[1] <= f["geometry"]["coordinates"][1] <= box[3]} | {"dongcheng-library"}
     assert {f["id"] for f in inside} == expected
-    assert parks and {f["id"] for f in parks} == {
-        f["id"] for f in inside if f["properties"]["category"] == "park"}
+    assert parks
+    assert ({f["id"] for f in parks} == {
+        f["id"] for f in inside if f["properties"]["category"] == "park"})
     assert by_zh == by_en == ["dongcheng-library"]
     assert literal == []  # % is a character to match, not a wildcard
 
@@ -144,9 +145,11 @@ def test_get_feature_and_not_found(app):
         f = json.loads(venues.get_feature(db.get_session(), "zoo"))
         with pytest.raises(NotFound):
             venues.get_feature(db.get_session(), "nope")
-    assert f["type"] == "Feature" and f["id"] == "zoo"
+    assert f["type"] == "Feature"
+    assert f["id"] == "zoo"
     assert f["geometry"] == {"type": "Point", "coordinates": [116.338, 39.941]}
-    assert f["properties"]["step_free"] is True and f["properties"]["min_age"] == 0
+    assert f["properties"]["step_free"] is True
+    assert f["properties"]["min_age"] == 0
     assert f["properties"]["stroller_friendly"] is None
 
 
@@ -155,4 +158,6 @@ def test_category_counts_cover_all_nine(app, registry):
         counts = venues.category_counts(db.get_session())
     assert len(counts) == 9
     assert sum(c["count"] for c in counts) == len(registry)
-    assert all(c["zh"] and c["en"] and c["colour"].startswith("#") for c in counts)
+    assert all(c["zh"] for c in counts)
+    assert all(c["en"] for c in counts)
+    assert all(c["colour"].startswith("#") for c in counts)
