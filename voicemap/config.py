@@ -85,6 +85,10 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "RATELIMIT_KEY_PREFIX": "voicemap",
         # /metrics answers loopback and trusted proxies, and this bearer token if set.
         "METRICS_TOKEN": "",
+        # Load the map's stack (Folium) and GDAL (pyogrio) while the app is built, so no
+        # request waits for them. The CLI turns it off: a light command stays light, and
+        # loads GDAL before the database only when it reads or writes a GDAL format.
+        "PRELOAD": True,
     }
 
 
@@ -108,6 +112,7 @@ def finish(config: dict[str, Any], instance_path: str) -> None:
     config["SQLITE_BUSY_TIMEOUT_MS"] = int(config["SQLITE_BUSY_TIMEOUT_MS"])
     config["TRUSTED_PROXIES"] = _names(config["TRUSTED_PROXIES"])
     config["RATELIMIT_ENABLED"] = _flag(config["RATELIMIT_ENABLED"])
+    config["PRELOAD"] = _flag(config["PRELOAD"])
     config["METRICS_TOKEN"] = str(config.get("METRICS_TOKEN") or "")
     hosts = _names(config["TRUSTED_HOSTS"])
     if not hosts:
