@@ -217,10 +217,9 @@ def import_(obj: AppContext, path: Path, datum: str, skip_invalid: bool) -> None
     def go():
         with obj.app.app_context():
             db.init_schema(db.engine())
-            with db.session_scope() as session:
-                report = venues.import_path(
-                    session, path, datum=datum, skip_invalid=skip_invalid,
-                    service_area=obj.app.config["SERVICE_AREA"])
+            report = venues.import_path(
+                db.get_session(), path, datum=datum, skip_invalid=skip_invalid,
+                service_area=obj.app.config["SERVICE_AREA"])
             for problem in report.problems:
                 click.echo(f"skipped {problem}", err=True)
             click.echo(f"{report.total} features: {report.inserted} inserted, "
@@ -315,8 +314,8 @@ def create_manager(obj: AppContext, name: str, venue_ids: tuple[str, ...], admin
     from . import auth, db
 
     def go():
-        with obj.app.app_context(), db.session_scope() as session:
-            manager, token = auth.create_manager(session, name, list(venue_ids), admin)
+        with obj.app.app_context():
+            manager, token = auth.create_manager(db.get_session(), name, list(venue_ids), admin)
             role = "administrator" if admin else "manager of " + ", ".join(venue_ids)
             click.echo(f"created {role} {manager.name!r} (id {manager.id}); their token, "
                        "shown only now:")
@@ -334,13 +333,13 @@ def managers() -> None:
 def managers_list(obj: AppContext) -> None:
     """Every manager: id, name, role and venues, when their token was issued, and whether it
     is revoked."""
-    from . import auth, db
+    from . import auth, db, policy
 
     def go():
         with obj.app.app_context():
             found = auth.list_managers(db.get_session())
             for m in found:
-                role = "admin" if m.is_admin else "manager of " + ",".join(
+                role = "admin" if policy.is_admin(m) else "manager of " + ",".join(
                     sorted(v.id for v in m.venues))
                 issued = (m.token_issued_at or m.created_at).strftime("%Y-%m-%d %H:%M")
                 state = ("revoked " + m.revoked_at.strftime("%Y-%m-%d %H:%M")
@@ -358,7 +357,8 @@ def managers_revoke(obj: AppContext, who: str) -> None:
     from . import auth, db
 
     def go():
-        with obj.app.app_context(), db.session_scope() as session:
+        with obj.app.app_context():
+            session = db.get_session()
             manager = auth.find_manager(session, who)
             auth.revoke(session, manager)
             click.echo(f"revoked the token of {manager.name!r} (id {manager.id}); their "
@@ -377,7 +377,8 @@ def managers_rotate(obj: AppContext, who: str) -> None:
     from . import auth, db
 
     def go():
-        with obj.app.app_context(), db.session_scope() as session:
+        with obj.app.app_context():
+            session = db.get_session()
             manager = auth.find_manager(session, who)
             token = auth.rotate(session, manager)
             click.echo(f"new token for {manager.name!r} (id {manager.id}), shown only now; "
@@ -422,16 +423,12 @@ def review() -> None:
 @pass_ctx
 def review_list(obj: AppContext, show_all: bool) -> None:
     """List pending clips (oldest first)."""
-    from sqlalchemy import select
-
     from . import clips, db
-    from .models import Clip
 
     def go():
         with obj.app.app_context():
             session = db.get_session()
-            found = (session.execute(select(Clip).order_by(Clip.uploaded_at)).scalars().all()
-                     if show_all else clips.pending(session))
+            found = clips.every_clip(session) if show_all else clips.pending(session)
             for c in found:
                 who = "synthetic" if c.synthetic else f"{c.narrator_name}, {c.narrator_age}"
                 click.echo(f"{c.id}  {c.status:<9} {c.venue_id:<32} {c.lang:<5} "

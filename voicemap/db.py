@@ -369,10 +369,20 @@ def get_session() -> Session:
 
 @contextmanager
 def session_scope(eng: Engine | None = None) -> Iterator[Session]:
-    """A writing session outside a request (CLI, scripts): committed on success, rolled back
-    on error."""
-    with Session(writer(eng or engine()), expire_on_commit=False) as session, session.begin():
-        yield session
+    """A writing session outside a request (scripts, tests): committed on success, rolled
+    back on error.
+
+    Service functions commit their own transactions (README, "Architecture"); this scope
+    commits whatever building blocks (``venues.upsert``) leave open, and a service may commit
+    inside it.
+    """
+    with Session(writer(eng or engine()), expire_on_commit=False) as session:
+        try:
+            yield session
+        except BaseException:
+            session.rollback()
+            raise
+        session.commit()
 
 
 def _close_session(_exc: BaseException | None) -> None:
