@@ -43,8 +43,8 @@ def installed(tmp_path_factory) -> Path:
          "build_meta.build_sdist(sys.argv[1])", dist, cwd=ROOT)
     sdists = list(dist.glob("voicemap-*.tar.gz"))
     assert len(sdists) == 1
-    _run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-         "-w", dist, sdists[0], cwd=base)
+    _run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", dist, sdists[0],
+         cwd=base)
     wheels = list(dist.glob("voicemap-*.whl"))
     assert len(wheels) == 1
     venv = base / "venv"
