@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
+if TYPE_CHECKING:
+    from flask import Flask
 
 __version__ = "0.1.0"
-
-# Templates and static files live in web/ beside the package in a checkout; an installed
-# package carries a copy under voicemap/web (see setup.cfg's package data).
-_HERE = Path(__file__).resolve().parent
-WEB_DIR = _HERE.parent / "web" if (_HERE.parent / "web").is_dir() else _HERE / "web"
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the app: defaults, then VOICEMAP_* environment variables, then ``config``."""
+    from flask import Flask
+
     from . import config as settings
     from . import db, errors, http, limits, metrics, storage
     from .http import (
@@ -32,10 +29,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         tiles,
         works,
     )
+    from .resources import STATIC_DIR, TEMPLATES_DIR
 
+    # Templates and static files: web/ in a checkout, voicemap/web once installed.
     app = Flask(__name__, instance_relative_config=True,
-                template_folder=str(WEB_DIR / "templates"),
-                static_folder=str(WEB_DIR / "static"))
+                template_folder=str(TEMPLATES_DIR), static_folder=str(STATIC_DIR))
     app.config.from_mapping(settings.defaults(app.instance_path))
     app.config.from_prefixed_env("VOICEMAP")
     if config:

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Bundle, Session, selectinload
 
-from . import auth
+from . import policy
 from .clips import _text
 from .errors import BadRequest, NotFound
 from .models import Activity, CancelledOccurrence, Manager, Venue, utcnow
@@ -194,9 +194,9 @@ def _apply(activity: Activity, fields: dict[str, Any]) -> None:
 
 def create(session: Session, venue_id: str, data: Any, manager: Manager | None) -> Activity:
     """A new activity at this venue (a manager of it, or an administrator)."""
-    auth.require(manager)
+    policy.require_signed_in(manager)
     _venue(session, venue_id)
-    auth.require_venue(manager, venue_id)
+    policy.require_venue_manager(manager, venue_id)
     return add(session, venue_id, data, created_by=manager.id)
 
 
@@ -223,9 +223,9 @@ def current_fields(activity: Activity) -> dict[str, Any]:
 
 
 def _allowed(session: Session, activity_id: Any, manager: Manager | None) -> Activity:
-    auth.require(manager)
+    policy.require_signed_in(manager)
     activity = get(session, activity_id)
-    auth.require_venue(manager, activity.venue_id)
+    policy.require_venue_manager(manager, activity.venue_id)
     return activity
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from . import auth
+from . import policy
 from .clips import _text
 from .errors import BadRequest, Conflict, NotFound
 from .models import Article, Manager, utcnow
@@ -149,7 +149,7 @@ def _save(session: Session, article: Article, fields: dict[str, Any],
 
 def create(session: Session, data: Any, manager: Manager | None) -> Article:
     """A new article (administrators only)."""
-    return add(session, data, auth.require_admin(manager))
+    return add(session, data, policy.require_admin(manager))
 
 
 def add(session: Session, data: Any, manager: Manager | None = None) -> Article:
@@ -159,7 +159,7 @@ def add(session: Session, data: Any, manager: Manager | None = None) -> Article:
 
 def edit(session: Session, article_id: Any, data: Any, manager: Manager | None) -> Article:
     """Change an article (administrators only); fields not given stay."""
-    admin = auth.require_admin(manager)
+    admin = policy.require_admin(manager)
     article = get(session, article_id)
     current = {name: getattr(article, name) for name in FIELDS}
     return _save(session, article, check(data, current), admin)

@@ -13,7 +13,7 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .errors import BadRequest, Forbidden, NotFound, Unauthorized
+from .errors import BadRequest, NotFound
 from .models import Manager, Venue, utcnow
 
 TOKEN_PREFIX = "vm_"
@@ -25,7 +25,8 @@ def hash_token(token: str) -> str:
 
 def create_manager(session: Session, name: str, venue_ids: list[str] | None = None,
                    admin: bool = False) -> tuple[Manager, str]:
-    """A new manager (of these venues, or an administrator) and their one-time token."""
+    """A new manager (of these venues, or an administrator) and their one-time token,
+    committed."""
     name = name.strip()
     if not name or len(name) > 80:
         raise BadRequest("a manager needs a name of 1 to 80 characters", param="name")
@@ -41,7 +42,7 @@ def create_manager(session: Session, name: str, venue_ids: list[str] | None = No
     manager = Manager(name=name, token_hash=hash_token(token), is_admin=admin, venues=venues,
                       token_issued_at=utcnow())
     session.add(manager)
-    session.flush()
+    session.commit()
     return manager, token
 
 
@@ -83,7 +84,7 @@ def revoke(session: Session, manager: Manager) -> None:
     """Stop the manager's token working, and end their /manage sessions, at once."""
     manager.revoked_at = manager.revoked_at or utcnow()
     manager.session_epoch += 1
-    session.flush()
+    session.commit()
 
 
 def rotate(session: Session, manager: Manager) -> str:
@@ -96,8 +97,24 @@ def rotate(session: Session, manager: Manager) -> str:
     manager.token_issued_at = utcnow()
     manager.revoked_at = None
     manager.session_epoch += 1
-    session.flush()
+    session.commit()
     return token
+
+
+def sign_out_everywhere(session: Session, manager: Manager) -> None:
+    """End every /manage session of this manager (their token keeps working)."""
+    manager.session_epoch += 1
+    session.commit()
+
+
+def session_manager(session: Session, manager_id: int | None, epoch: int | None
+                    ) -> Manager | None:
+    """The manager a /manage session names, or None if it has ended: signed out (the epoch
+    moved on), revoked, or gone."""
+    manager = session.get(Manager, manager_id) if manager_id else None
+    if manager is None or epoch != manager.session_epoch or manager.revoked_at is not None:
+        return None
+    return manager
 
 
 def list_managers(session: Session) -> list[Manager]:
@@ -109,31 +126,3 @@ def bearer_token(header: str | None) -> str | None:
     if header and header[:7].lower() == "bearer ":
         return header[7:].strip() or None
     return None
-
-
-def require(manager: Manager | None) -> Manager:
-    """The manager, or Unauthorized."""
-    if manager is None:
-        raise Unauthorized("a valid manager token is required (Authorization: Bearer ...)")
-    return manager
-
-
-def require_admin(manager: Manager | None) -> Manager:
-    """An administrator, or Unauthorized/Forbidden."""
-    if not require(manager).is_admin:
-        raise Forbidden("only administrators can do this")
-    return manager
-
-
-def can_manage(manager: Manager | None, venue_id: str) -> bool:
-    """Whether this manager may attach and delete clips of this venue."""
-    if manager is None:
-        return False
-    return manager.is_admin or any(v.id == venue_id for v in manager.venues)
-
-
-def require_venue(manager: Manager | None, venue_id: str) -> Manager:
-    """A manager allowed to manage this venue, or Unauthorized/Forbidden."""
-    if not can_manage(require(manager), venue_id):
-        raise Forbidden(f"you do not manage venue {venue_id!r}")
-    return manager

@@ -5,12 +5,20 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from flask import Flask
 
-from . import create_app, db, exchange, venues
-from .errors import translate
+if TYPE_CHECKING:
+    from flask import Flask
+
+# Heavy modules (Flask, SQLAlchemy, the audio and geodata stacks) are imported inside the
+# commands that use them: ``voicemap --help`` loads click and little else, and ``voicemap
+# export`` to GeoJSON never loads Folium, pandas or GDAL (tests/test_cli_imports.py).
+
+# exchange.FORMATS, spelled out so that building the command line imports nothing heavy
+# (tests/test_cli_imports.py holds the two equal).
+EXPORT_FORMATS = ("geojson", "gpkg", "csv", "shp")
 
 
 class AppContext:
@@ -19,11 +27,18 @@ class AppContext:
     def __init__(self, database_url: str | None) -> None:
         self.database_url = database_url
         self._app: Flask | None = None
+        # Whether this command may use GDAL: it must then load before SpatiaLite (libs.py).
+        self.gdal = False
 
     @property
     def app(self) -> Flask:
         if self._app is None:
-            config = {"SWEEP_TEMPORARIES": False}  # fsck shows them; the server sweeps
+            from . import create_app
+
+            # fsck shows temporaries, the server sweeps them; no Folium, GDAL only if asked;
+            # a command reads a SpatiaLite file once, so not through a memory map (whose
+            # pages would count as its resident memory).
+            config = {"SWEEP_TEMPORARIES": False, "PRELOAD": self.gdal, "SQLITE_MMAP_BYTES": 0}
             if self.database_url:
                 config["DATABASE_URL"] = self.database_url
             self._app = create_app(config)
@@ -48,11 +63,12 @@ def run(fn):
         return fn()
     except click.ClickException:
         raise
-    except db.SpatialiteUnavailable as exc:
-        raise click.ClickException(str(exc)) from None
-    except db.MigrationError as exc:
-        raise click.ClickException(str(exc)) from None
     except Exception as exc:
+        from . import db, exchange
+        from .errors import translate
+
+        if isinstance(exc, db.SpatialiteUnavailable | db.MigrationError):
+            raise click.ClickException(str(exc)) from None
         known = translate(exc)
         if known is None and isinstance(exc, OSError):
             where = f": {exc.filename}" if exc.filename else ""
@@ -90,10 +106,14 @@ def db_group() -> None:
 
 
 def _url(obj: AppContext) -> str:
+    from . import db
+
     return db.engine().url.render_as_string(hide_password=True)
 
 
 def _upgrade(obj: AppContext, revision: str) -> None:
+    from . import db
+
     def go():
         with obj.app.app_context():
             result = db.upgrade(db.engine(), revision)
@@ -126,6 +146,8 @@ def db_upgrade(obj: AppContext, revision: str) -> None:
 @pass_ctx
 def db_current(obj: AppContext) -> None:
     """Print the database's revision (and whether it is the newest)."""
+    from . import db
+
     def go():
         with obj.app.app_context(), db.engine().connect() as conn:
             current = db.current_revision(conn)
@@ -147,6 +169,8 @@ def db_current(obj: AppContext) -> None:
 @db_group.command("history")
 def db_history() -> None:
     """List the revisions, newest first."""
+    from . import db
+
     head = db.head_revision()
     for script in db.script_directory().walk_revisions():
         doc = (script.doc or "").strip().splitlines()[0] if script.doc else ""
@@ -162,6 +186,8 @@ def db_history() -> None:
 @pass_ctx
 def db_revision(obj: AppContext, message: str, autogenerate: bool) -> None:
     """Write a new revision file, NNNN_slug.py, in voicemap/migrations/versions."""
+    from . import db
+
     def go():
         path = db.new_revision(db.engine() if autogenerate else None, message)
         click.echo(f"wrote {path}")
@@ -184,13 +210,16 @@ def import_(obj: AppContext, path: Path, datum: str, skip_invalid: bool) -> None
     is imported. Venues are upserted by id, so importing the same file twice changes
     nothing.
     """
+    from . import db, venues
+
+    obj.gdal = path.suffix.lower() not in (".geojson", ".json")  # GDAL reads the others
+
     def go():
         with obj.app.app_context():
             db.init_schema(db.engine())
-            with db.session_scope() as session:
-                report = venues.import_path(
-                    session, path, datum=datum, skip_invalid=skip_invalid,
-                    service_area=obj.app.config["SERVICE_AREA"])
+            report = venues.import_path(
+                db.get_session(), path, datum=datum, skip_invalid=skip_invalid,
+                service_area=obj.app.config["SERVICE_AREA"])
             for problem in report.problems:
                 click.echo(f"skipped {problem}", err=True)
             click.echo(f"{report.total} features: {report.inserted} inserted, "
@@ -200,7 +229,7 @@ def import_(obj: AppContext, path: Path, datum: str, skip_invalid: bool) -> None
 
 
 @main.command("export")
-@click.option("--format", "fmt", type=click.Choice(exchange.FORMATS), default="geojson",
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default="geojson",
               show_default=True)
 @click.option("--category", multiple=True, help="Only these categories (repeatable).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
@@ -211,6 +240,10 @@ def export(obj: AppContext, fmt: str, category: tuple[str, ...], output: Path) -
 
     Every format carries the same fields and the data dictionary (README); files are 0644.
     """
+    from . import db, exchange, venues
+
+    obj.gdal = fmt not in ("geojson", "csv")  # GDAL writes GeoPackages and Shapefiles
+
     def go():
         with obj.app.app_context(), db.engine().connect() as conn:
             metadata = venues.dictionary(conn, obj.app.config.get("DATA_LICENCE"))
@@ -239,6 +272,8 @@ def export(obj: AppContext, fmt: str, category: tuple[str, ...], output: Path) -
 def nearest(obj: AppContext, lat: float, lon: float, k: int, category: tuple[str, ...],
             max_distance_m: float | None, datum: str, as_json: bool) -> None:
     """The K venues nearest LAT LON by geodesic distance (results in WGS-84)."""
+    from . import db, venues
+
     def go():
         with obj.app.app_context():
             features = venues.nearest(db.get_session(), lon, lat, k=k, category=category,
@@ -276,11 +311,11 @@ def create_manager(obj: AppContext, name: str, venue_ids: tuple[str, ...], admin
     The token is alone on the last line, so scripts can capture it with ``tail -n 1``; only
     its hash is stored, so it cannot be shown again.
     """
-    from . import auth
+    from . import auth, db
 
     def go():
-        with obj.app.app_context(), db.session_scope() as session:
-            manager, token = auth.create_manager(session, name, list(venue_ids), admin)
+        with obj.app.app_context():
+            manager, token = auth.create_manager(db.get_session(), name, list(venue_ids), admin)
             role = "administrator" if admin else "manager of " + ", ".join(venue_ids)
             click.echo(f"created {role} {manager.name!r} (id {manager.id}); their token, "
                        "shown only now:")
@@ -298,13 +333,13 @@ def managers() -> None:
 def managers_list(obj: AppContext) -> None:
     """Every manager: id, name, role and venues, when their token was issued, and whether it
     is revoked."""
-    from . import auth
+    from . import auth, db, policy
 
     def go():
         with obj.app.app_context():
             found = auth.list_managers(db.get_session())
             for m in found:
-                role = "admin" if m.is_admin else "manager of " + ",".join(
+                role = "admin" if policy.is_admin(m) else "manager of " + ",".join(
                     sorted(v.id for v in m.venues))
                 issued = (m.token_issued_at or m.created_at).strftime("%Y-%m-%d %H:%M")
                 state = ("revoked " + m.revoked_at.strftime("%Y-%m-%d %H:%M")
@@ -319,10 +354,11 @@ def managers_list(obj: AppContext) -> None:
 @pass_ctx
 def managers_revoke(obj: AppContext, who: str) -> None:
     """Revoke WHO's token (a name or an id): the API and /manage refuse it at once."""
-    from . import auth
+    from . import auth, db
 
     def go():
-        with obj.app.app_context(), db.session_scope() as session:
+        with obj.app.app_context():
+            session = db.get_session()
             manager = auth.find_manager(session, who)
             auth.revoke(session, manager)
             click.echo(f"revoked the token of {manager.name!r} (id {manager.id}); their "
@@ -338,10 +374,11 @@ def managers_rotate(obj: AppContext, who: str) -> None:
 
     Like create-manager, the token is alone on the last line.
     """
-    from . import auth
+    from . import auth, db
 
     def go():
-        with obj.app.app_context(), db.session_scope() as session:
+        with obj.app.app_context():
+            session = db.get_session()
             manager = auth.find_manager(session, who)
             token = auth.rotate(session, manager)
             click.echo(f"new token for {manager.name!r} (id {manager.id}), shown only now; "
@@ -363,7 +400,7 @@ def managers_rotate(obj: AppContext, who: str) -> None:
 @pass_ctx
 def add_clip(obj: AppContext, venue_id: str, file: Path, publish: bool, **form) -> None:
     """Attach a recording to a venue through the same pipeline as uploads."""
-    from . import clips
+    from . import clips, db
 
     def go():
         store, limits = _store_and_limits(obj.app)
@@ -386,16 +423,12 @@ def review() -> None:
 @pass_ctx
 def review_list(obj: AppContext, show_all: bool) -> None:
     """List pending clips (oldest first)."""
-    from sqlalchemy import select
-
-    from . import clips
-    from .models import Clip
+    from . import clips, db
 
     def go():
         with obj.app.app_context():
             session = db.get_session()
-            found = (session.execute(select(Clip).order_by(Clip.uploaded_at)).scalars().all()
-                     if show_all else clips.pending(session))
+            found = clips.every_clip(session) if show_all else clips.pending(session)
             for c in found:
                 who = "synthetic" if c.synthetic else f"{c.narrator_name}, {c.narrator_age}"
                 click.echo(f"{c.id}  {c.status:<9} {c.venue_id:<32} {c.lang:<5} "
@@ -409,7 +442,7 @@ def review_list(obj: AppContext, show_all: bool) -> None:
 @pass_ctx
 def review_publish(obj: AppContext, clip_id: str) -> None:
     """Publish a clip: families can hear it."""
-    from . import clips
+    from . import clips, db
 
     def go():
         with obj.app.app_context():
@@ -424,7 +457,7 @@ def review_publish(obj: AppContext, clip_id: str) -> None:
 @pass_ctx
 def review_reject(obj: AppContext, clip_id: str, reason: str) -> None:
     """Reject a clip, with a reason."""
-    from . import clips
+    from . import clips, db
 
     def go():
         with obj.app.app_context():
@@ -438,7 +471,7 @@ def review_reject(obj: AppContext, clip_id: str, reason: str) -> None:
 @pass_ctx
 def delete_clip(obj: AppContext, clip_id: str) -> None:
     """Delete a clip everywhere (consent withdrawn): row, published file, archived original."""
-    from . import clips
+    from . import clips, db
 
     def go():
         store, _ = _store_and_limits(obj.app)
@@ -454,7 +487,7 @@ def delete_clip(obj: AppContext, clip_id: str) -> None:
 def fsck(obj: AppContext, repair: bool) -> None:
     """Check that media files and the rows naming them (clips, works) match; exit 1 if they
     do not (and not repaired)."""
-    from . import clips
+    from . import clips, db
 
     def go():
         store, _ = _store_and_limits(obj.app)
@@ -485,7 +518,7 @@ def fsck(obj: AppContext, repair: bool) -> None:
 def backup_command(obj: AppContext, output: Path | None, verify_path: Path | None) -> None:
     """Write one archive: a consistent database snapshot and every media file it refers to,
     with a manifest of checksums (the service keeps running). Or check one with --verify."""
-    from . import backup
+    from . import backup, db
 
     def go():
         if verify_path is not None:
@@ -515,7 +548,7 @@ def backup_command(obj: AppContext, output: Path | None, verify_path: Path | Non
 @pass_ctx
 def restore_command(obj: AppContext, archive: Path) -> None:
     """Restore an archive into an empty database and an empty media store."""
-    from . import backup
+    from . import backup, db
 
     def go():
         with obj.app.app_context():
@@ -532,7 +565,7 @@ def restore_command(obj: AppContext, archive: Path) -> None:
 @pass_ctx
 def demo_clips(obj: AppContext, per_category: int) -> None:
     """Add clearly labelled synthetic narrations (espeak-ng, zh and en) to some venues."""
-    from . import demo
+    from . import db, demo
 
     def go():
         store, limits = _store_and_limits(obj.app)

@@ -18,10 +18,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from . import audio, auth, backup
+from . import audio, backup, policy
 from .errors import BadRequest, Forbidden, NotFound
 from .models import Clip, Manager, Venue, utcnow
 from .storage import Store, file_sha256
@@ -124,6 +124,19 @@ def new_id() -> str:
     return secrets.token_hex(8)
 
 
+def prepare_attach(session: Session, venue_id: str, manager: Manager | None) -> None:
+    """Check that the venue exists and that ``manager`` may attach clips to it, then end the
+    read: receiving the upload may take long on a slow phone, and no transaction (nor
+    SQLite's write lock) may be held meanwhile.
+
+    :raises NotFound: no such venue. :raises Unauthorized, Forbidden: see :mod:`.policy`.
+    """
+    if session.get(Venue, venue_id) is None:
+        raise NotFound(f"no venue with id {venue_id!r}")
+    policy.require_venue_manager(manager, venue_id)
+    session.commit()
+
+
 def attach(session: Session, store: Store, venue_id: str, upload: Path,
            fields: ClipFields, *, manager: Manager | None, limits: audio.Limits,
            status: str = "pending") -> Clip:
@@ -211,7 +224,15 @@ def visible(clip: Clip, manager: Manager | None) -> bool:
     for one person) and administrators."""
     if clip.status == "published":
         return True
-    return auth.can_manage(manager, clip.venue_id)
+    return policy.can_manage_venue(manager, clip.venue_id)
+
+
+def get_published(session: Session, clip_id: str) -> Clip:
+    """A published clip, or NotFound (also for one that exists but is not published)."""
+    clip = session.get(Clip, clip_id)
+    if clip is None or clip.status != "published":
+        raise NotFound(f"no published clip with id {clip_id!r}")
+    return clip
 
 
 def get_visible(session: Session, clip_id: str, manager: Manager | None) -> Clip:
@@ -225,7 +246,7 @@ def get_visible(session: Session, clip_id: str, manager: Manager | None) -> Clip
 def for_venue(session: Session, venue_id: str, manager: Manager | None = None) -> list[Clip]:
     """The venue's clips this caller may see, newest first."""
     stmt = select(Clip).where(Clip.venue_id == venue_id)
-    if not auth.can_manage(manager, venue_id):
+    if not policy.can_manage_venue(manager, venue_id):
         stmt = stmt.where(Clip.status == "published")
     return list(session.execute(stmt.order_by(Clip.uploaded_at.desc(), Clip.id)).scalars())
 
@@ -248,10 +269,21 @@ def pending(session: Session) -> list[Clip]:
                                 .order_by(Clip.uploaded_at)).scalars())
 
 
+def every_clip(session: Session) -> list[Clip]:
+    """Every clip, whatever its status, oldest first."""
+    return list(session.execute(select(Clip).order_by(Clip.uploaded_at)).scalars())
+
+
+def counts_by_venue(session: Session) -> dict[str, int]:
+    """How many clips (of any status) each venue has; venues with none are absent."""
+    return dict(session.execute(select(Clip.venue_id, func.count()).group_by(Clip.venue_id))
+                .all())
+
+
 def review(session: Session, clip_id: str, reviewer: Manager | None, *, publish: bool,
            reason: str | None = None) -> Clip:
     """Publish or reject a clip (administrators; None means the command line)."""
-    if reviewer is not None and not reviewer.is_admin:
+    if reviewer is not None and not policy.is_admin(reviewer):
         raise Forbidden("only administrators can review clips")
     clip = get(session, clip_id)
     if not publish and not (reason and reason.strip()):
@@ -273,8 +305,8 @@ def delete(session: Session, store: Store, clip_id: str, manager: Manager | None
     uploader; a pending clip of another venue does not exist for them: 404, not 403).
     """
     clip = get(session, clip_id) if manager is None else get_visible(session, clip_id, manager)
-    if manager is not None and not auth.can_manage(manager, clip.venue_id):
-        raise Forbidden(f"you do not manage venue {clip.venue_id!r}")
+    if manager is not None:
+        policy.require_venue_manager(manager, clip.venue_id)
     files = [("published", clip.audio_sha256), ("originals", clip.original_sha256)]
     session.delete(clip)
     session.commit()

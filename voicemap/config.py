@@ -90,6 +90,10 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "OGC_MAX_LIMIT": 10000,
         # ... and how long a query's numberMatched is reused by a worker (0: count each time).
         "OGC_COUNT_TTL_S": 10,
+        # Load the map's stack (Folium) and GDAL (pyogrio) while the app is built, so no
+        # request waits for them. The CLI turns it off: a light command stays light, and
+        # loads GDAL before the database only when it reads or writes a GDAL format.
+        "PRELOAD": True,
     }
 
 
@@ -113,6 +117,7 @@ def finish(config: dict[str, Any], instance_path: str) -> None:
     config["SQLITE_BUSY_TIMEOUT_MS"] = int(config["SQLITE_BUSY_TIMEOUT_MS"])
     config["TRUSTED_PROXIES"] = _names(config["TRUSTED_PROXIES"])
     config["RATELIMIT_ENABLED"] = _flag(config["RATELIMIT_ENABLED"])
+    config["PRELOAD"] = _flag(config["PRELOAD"])
     config["METRICS_TOKEN"] = str(config.get("METRICS_TOKEN") or "")
     config["OGC_MAX_LIMIT"] = int(config["OGC_MAX_LIMIT"])
     config["OGC_COUNT_TTL_S"] = float(config["OGC_COUNT_TTL_S"])

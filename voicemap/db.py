@@ -24,6 +24,8 @@ from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from . import libs
+
 if TYPE_CHECKING:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
@@ -64,21 +66,6 @@ def sqlite_dbapi() -> ModuleType:
     return dbapi2
 
 
-def _load_wheel_libraries_first() -> None:
-    """Import shapely, pyproj and pyogrio before SpatiaLite is loaded.
-
-    mod_spatialite is loaded by SQLite with RTLD_GLOBAL and drags in the system's GEOS, PROJ
-    and SQLite; the shapely, pyproj and pyogrio wheels carry their own copies. Loading the
-    wheels first binds their symbols to their own libraries; the other order crashes the
-    process the first time shapely or GDAL is used ("WKB output dimension", free(): invalid
-    pointer). Only SpatiaLite needs this, so PostGIS processes (and the CLI's start-up)
-    do not pay for the imports.
-    """
-    import pyogrio  # noqa: F401
-    import pyproj  # noqa: F401
-    import shapely  # noqa: F401
-
-
 def _on_sqlite_connect(dbapi_conn, _record, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS
                        ) -> None:
     # Let SQLAlchemy, not the driver, decide where transactions begin (see the "begin"
@@ -88,6 +75,7 @@ def _on_sqlite_connect(dbapi_conn, _record, busy_timeout_ms: int = SQLITE_BUSY_T
         dbapi_conn.enable_load_extension(True)
         dbapi_conn.load_extension(SPATIALITE_LIBRARY)
         dbapi_conn.enable_load_extension(False)
+        libs.spatialite_loaded()
     except Exception as exc:
         raise SpatialiteUnavailable(
             f"Could not load SpatiaLite ({SPATIALITE_LIBRARY!r}): {exc}. On Debian/Ubuntu "
@@ -112,13 +100,19 @@ def _on_sqlite_begin(conn) -> None:
     conn.exec_driver_sql(options.get("sqlite_begin", default))
 
 
-def make_engine(url: str, *, busy_timeout_ms: int | None = None) -> Engine:
-    """An engine for ``url``: SpatiaLite for sqlite URLs, PostGIS for postgresql ones."""
+def make_engine(url: str, *, busy_timeout_ms: int | None = None, gdal: bool = True,
+                mmap_bytes: int = SQLITE_MMAP_BYTES) -> Engine:
+    """An engine for ``url``: SpatiaLite for sqlite URLs, PostGIS for postgresql ones.
+
+    ``gdal=False``: this process will not use GDAL, so SpatiaLite need not wait for it.
+    ``mmap_bytes=0``: read the file with read() calls (a one-off scan, such as the CLI's
+    export, then does not hold the file's pages in its resident memory).
+    """
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:":
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
-        _load_wheel_libraries_first()
+        libs.load_wheel_libraries_first(gdal)
         # hide_parameters: the values of a failed statement (a child's name, a guardian's)
         # never reach an exception's text, a log line or a traceback.
         engine = create_engine(u, module=sqlite_dbapi(), hide_parameters=True)
@@ -128,7 +122,7 @@ def make_engine(url: str, *, busy_timeout_ms: int | None = None) -> Engine:
         # Read the file through a shared memory map rather than read() calls into each
         # connection's small page cache: a nearest-k query touches a few dozen random pages.
         event.listen(engine, "connect", lambda dbapi_conn, _record: dbapi_conn.execute(
-            f"PRAGMA mmap_size = {SQLITE_MMAP_BYTES}"))
+            f"PRAGMA mmap_size = {int(mmap_bytes)}"))
         event.listen(engine, "begin", _on_sqlite_begin)
         return engine
     if u.get_backend_name() == "postgresql":
@@ -375,10 +369,20 @@ def get_session() -> Session:
 
 @contextmanager
 def session_scope(eng: Engine | None = None) -> Iterator[Session]:
-    """A writing session outside a request (CLI, scripts): committed on success, rolled back
-    on error."""
-    with Session(writer(eng or engine()), expire_on_commit=False) as session, session.begin():
-        yield session
+    """A writing session outside a request (scripts, tests): committed on success, rolled
+    back on error.
+
+    Service functions commit their own transactions (README, "Architecture"); this scope
+    commits whatever building blocks (``venues.upsert``) leave open, and a service may commit
+    inside it.
+    """
+    with Session(writer(eng or engine()), expire_on_commit=False) as session:
+        try:
+            yield session
+        except BaseException:
+            session.rollback()
+            raise
+        session.commit()
 
 
 def _close_session(_exc: BaseException | None) -> None:
@@ -397,5 +401,7 @@ def init_db_command() -> None:
 def init_app(app: Flask) -> None:
     """Create the app's engine and register session teardown."""
     app.extensions["voicemap.engine"] = make_engine(
-        app.config["DATABASE_URL"], busy_timeout_ms=app.config.get("SQLITE_BUSY_TIMEOUT_MS"))
+        app.config["DATABASE_URL"], busy_timeout_ms=app.config.get("SQLITE_BUSY_TIMEOUT_MS"),
+        gdal=app.config.get("PRELOAD", True),
+        mmap_bytes=app.config.get("SQLITE_MMAP_BYTES", SQLITE_MMAP_BYTES))
     app.teardown_appcontext(_close_session)

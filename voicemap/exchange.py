@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import categories, geo
+from . import categories, geo, libs
 from .errors import BadRequest
 from .models import VENUE_BOOL_FIELDS, VENUE_FIELDS, VENUE_INT_FIELDS, VENUE_TEXT_FIELDS
 
@@ -198,6 +198,7 @@ def _read_csv(path: Path) -> list[dict[str, Any]]:
 
 
 def _read_gdal(path: Path) -> list[dict[str, Any]]:
+    libs.require_gdal()
     import geopandas as gpd
     import pyogrio.errors
 
@@ -506,6 +507,7 @@ def _wgs84_wkt() -> str:
 
 
 def _frame(features: list[dict[str, Any]], fmt: str):
+    libs.require_gdal()
     import geopandas as gpd
     import pandas as pd
     import shapely
@@ -532,6 +534,7 @@ def _frame(features: list[dict[str, Any]], fmt: str):
 
 def _write_gdal(features: Iterable[str], path: Path, fmt: str,
                 metadata: dict[str, Any] | None, batch: int = 5000) -> int:
+    libs.require_gdal()
     import pyogrio
 
     n = 0

@@ -28,7 +28,8 @@ from folium.plugins import FeatureGroupSubGroup, MarkerCluster
 from folium.template import Template
 from sqlalchemy import Connection, bindparam, text
 
-from . import WEB_DIR, backends, categories, config
+from . import backends, categories, config
+from .resources import I18N_FILE, WEB_DIR
 
 LANGS = ("zh", "en")
 CENTRE = (116.3975, 39.9087)  # lon, lat (WGS-84): Tiananmen, where the map opens
@@ -125,7 +126,7 @@ def categories_css() -> str:
 
 @cache
 def _all_strings() -> dict[str, dict[str, str]]:
-    return json.loads((WEB_DIR / "i18n.json").read_text(encoding="utf-8"))
+    return json.loads(I18N_FILE.read_text(encoding="utf-8"))
 
 
 def strings(lang: str) -> dict[str, str]:

@@ -14,9 +14,9 @@ from geoalchemy2 import WKTElement
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from . import backends, categories, exchange, geo
+from . import backends, categories, exchange, geo, policy
 from .errors import BadRequest, ImportRejected, NotFound
-from .models import VENUE_FIELDS, Clip, Venue, utcnow
+from .models import VENUE_FIELDS, Clip, Manager, Venue, utcnow
 
 MAX_K = 100
 
@@ -132,6 +132,13 @@ def get(session: Session, venue_id: str) -> Venue:
     return venue
 
 
+def managed_by(session: Session, manager: Manager) -> list[Venue]:
+    """The venues this manager manages (every venue for an administrator), by category."""
+    if policy.is_admin(manager):
+        return list(session.execute(select(Venue).order_by(Venue.category, Venue.id)).scalars())
+    return sorted(manager.venues, key=lambda v: (v.category, v.id))
+
+
 def category_counts(session: Session) -> list[dict[str, Any]]:
     """Every category with its labels, colour, venue count and voiced-venue count."""
     counts = dict(session.execute(select(Venue.category, func.count()).group_by(Venue.category))
@@ -237,7 +244,7 @@ def _same(old: dict[str, Any], new: dict[str, Any]) -> bool:
 def import_path(session: Session, path: str | Path, *, datum: str = "wgs84",
                 skip_invalid: bool = False,
                 service_area: tuple[float, float, float, float]) -> ImportReport:
-    """Read, validate and upsert a registry file in the session's transaction.
+    """Read, validate and upsert a registry file as one transaction, committed.
 
     :raises ImportRejected: some features are invalid and ``skip_invalid`` is false; nothing
         is written then.
@@ -249,7 +256,13 @@ def import_path(session: Session, path: str | Path, *, datum: str = "wgs84",
         raise ImportRejected(
             f"{len(checked.problems)} of {checked.total} features are invalid; nothing was "
             "imported", problems=[p.__dict__ for p in checked.problems])
-    return upsert(session, checked.records, report)
+    try:
+        upsert(session, checked.records, report)
+    except BaseException:
+        session.rollback()
+        raise
+    session.commit()
+    return report
 
 
 def feature_collection(features: Iterable[str]) -> str:

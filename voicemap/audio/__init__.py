@@ -19,7 +19,8 @@ and numpy do what pydub cannot do safely or at all (each module says where and w
 
 from __future__ import annotations
 
-from .pipeline import ProcessedAudio, process
+from typing import TYPE_CHECKING, Any
+
 from .probing import ACCEPTED_FORMATS, ProbeInfo, probe
 from .settings import (
     BITRATE_KBPS,
@@ -33,6 +34,20 @@ from .settings import (
     WORK_RATE,
     Limits,
 )
+
+if TYPE_CHECKING:
+    from .pipeline import ProcessedAudio, process
+
+
+def __getattr__(name: str) -> Any:
+    # The pipeline (numpy, pydub) loads on first use, so that importing the package for its
+    # settings and limits (the CLI, the web layer) does not load the signal stack.
+    if name in ("ProcessedAudio", "process"):
+        from . import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ACCEPTED_FORMATS",

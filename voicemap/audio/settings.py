@@ -4,10 +4,11 @@ The promise is -16 LUFS integrated (BS.1770-4) and a true peak at or under -1 dB
 44.1 kHz 64 kbit/s CBR MP3 with no metadata. The work is done at 22.05 kHz on ~1 ms analysis
 blocks (``_BLOCK`` samples); everything that counts in blocks is defined here.
 
-pydub is imported here, once, for every stage. It imports ``audioop`` (deprecated in Python
-3.11-3.12; removed in 3.13, where the ``audioop-lts`` package provides it) and warns at import
-when neither ffmpeg nor avconv is on PATH. Neither matters (pydub never runs a program here:
-ffmpeg and ffprobe are run directly, the ones :func:`_tool` resolves), so neither may break
+pydub is imported here, once, for every stage, when a stage first asks for it (so the
+settings load without it). It imports ``audioop`` (deprecated in Python 3.11-3.12; removed
+in 3.13, where the ``audioop-lts`` package provides it) and warns at import when neither
+ffmpeg nor avconv is on PATH. Neither matters (pydub never runs a program here: ffmpeg and
+ffprobe are run directly, the ones :func:`_tool` resolves), so neither may break
 ``python -W error``.
 """
 
@@ -20,13 +21,24 @@ import subprocess
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from ..errors import AudioRejected
 
-with warnings.catch_warnings():
-    warnings.filterwarnings("ignore", "'audioop' is deprecated", DeprecationWarning)
-    warnings.filterwarnings("ignore", "Couldn't find ffmpeg or avconv", RuntimeWarning)
-    from pydub import AudioSegment as AudioSegment  # re-exported to the other stages
+if TYPE_CHECKING:
+    from pydub import AudioSegment as AudioSegment
+
+
+def __getattr__(name: str) -> Any:
+    # ``AudioSegment``, imported on first use (``from .settings import AudioSegment`` in the
+    # stages that need it), so that the settings and limits load without pydub and audioop.
+    if name == "AudioSegment":
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "'audioop' is deprecated", DeprecationWarning)
+            warnings.filterwarnings("ignore", "Couldn't find ffmpeg or avconv", RuntimeWarning)
+            from pydub import AudioSegment
+        return AudioSegment
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --- Output and processing parameters -------------------------------------------------------------

@@ -67,7 +67,7 @@ def init_app(app: Flask) -> None:
     the map's."""
     from flask.logging import default_handler
 
-    from .. import config, maps
+    from .. import config
     from ..errors import BadRequest
 
     app.wsgi_app = TrustedProxies(app.wsgi_app, app.config["TRUSTED_PROXIES"])
@@ -93,6 +93,8 @@ def init_app(app: Flask) -> None:
         resp.headers.setdefault("X-Content-Type-Options", "nosniff")
         resp.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
         if resp.mimetype == "text/html" and "Content-Security-Policy" not in resp.headers:
+            from .. import maps  # Folium: loaded by the first page, not by the app factory
+
             resp.headers["Content-Security-Policy"] = maps.content_security_policy(
                 config.tiles(app.config))
         return resp

@@ -6,11 +6,10 @@ from pathlib import Path
 
 from flask import Blueprint, current_app, g, jsonify, request
 
-from .. import audio, auth, clips, db, venues
-from ..errors import BadRequest, NotFound, PayloadTooLarge
+from .. import audio, auth, clips, db, policy, venues
+from ..errors import BadRequest, PayloadTooLarge
 from ..limits import authenticate_limited, count_upload
 from ..metrics import timed_upload
-from ..models import Clip
 from ..storage import media_store
 from .media import send_media
 
@@ -27,7 +26,7 @@ def current_manager():
         token = auth.bearer_token(request.headers.get("Authorization"))
         g.manager = authenticate_limited(db.get_session(), token) if token else None
         if g.manager is None and token:
-            auth.require(None)  # a token that is wrong is an error, not anonymity
+            policy.require_signed_in(None)  # a wrong token is an error, not anonymity
     return g.manager
 
 
@@ -58,11 +57,8 @@ def save_upload(file_storage, directory: Path, max_bytes: int) -> Path:
 def attach_from_request(venue_id: str, manager) -> clips.Clip:
     """The one path from a multipart request to a stored clip (API and /manage share it)."""
     session = db.get_session()
-    venues.get(session, venue_id)
-    auth.require_venue(manager, venue_id)
-    # End the read before the body is parsed: reading it may take long on a slow phone, and
-    # no transaction (nor SQLite's write lock) may be held meanwhile.
-    session.commit()
+    # Authorised, and the read ended, before the body is parsed (which may take long).
+    clips.prepare_attach(session, venue_id, manager)
     if not request.form and not request.files:
         raise BadRequest("send the recording as multipart/form-data with the fields file, "
                          "lang, narrator_name, narrator_age, transcript, consent_by and "
@@ -84,7 +80,7 @@ def attach_from_request(venue_id: str, manager) -> clips.Clip:
 
 @bp.post("/api/venues/<venue_id>/clips")
 def create(venue_id: str):
-    manager = auth.require(current_manager())
+    manager = policy.require_signed_in(current_manager())
     count_upload(manager)
     clip = attach_from_request(venue_id, manager)
     return jsonify(clips.to_dict(clip, private=True)), 201
@@ -93,46 +89,43 @@ def create(venue_id: str):
 @bp.get("/api/venues/<venue_id>/clips")
 def venue_clips(venue_id: str):
     session = db.get_session()
-    venues.get(session, venue_id)
+    venues.get(session, venue_id)  # 404 before any question about the caller
     manager = current_manager()
     found = clips.for_venue(session, venue_id, manager)
-    return jsonify(clips=[clips.to_dict(c, private=_private(c, manager)) for c in found])
-
-
-def _private(clip, manager) -> bool:
-    return manager is not None and (manager.is_admin or clip.uploaded_by == manager.id)
+    return jsonify(clips=[clips.to_dict(c, private=policy.can_see_private(manager, c))
+                          for c in found])
 
 
 @bp.get("/api/clips/<clip_id>")
 def clip_detail(clip_id: str):
     manager = current_manager()
     clip = clips.get_visible(db.get_session(), clip_id, manager)
-    return jsonify(clips.to_dict(clip, private=_private(clip, manager)))
+    return jsonify(clips.to_dict(clip, private=policy.can_see_private(manager, clip)))
 
 
 @bp.delete("/api/clips/<clip_id>")
 def remove(clip_id: str):
-    manager = auth.require(current_manager())
+    manager = policy.require_signed_in(current_manager())
     clips.delete(db.get_session(), media_store(), clip_id, manager)
     return "", 204
 
 
 @bp.get("/api/review")
 def review_queue():
-    auth.require_admin(current_manager())
+    policy.require_admin(current_manager())
     return jsonify(clips=[clips.to_dict(c, private=True) for c in clips.pending(db.get_session())])
 
 
 @bp.post("/api/clips/<clip_id>/publish")
 def publish(clip_id: str):
-    admin = auth.require_admin(current_manager())
+    admin = policy.require_admin(current_manager())
     clip = clips.review(db.get_session(), clip_id, admin, publish=True)
     return jsonify(clips.to_dict(clip, private=True))
 
 
 @bp.post("/api/clips/<clip_id>/reject")
 def reject(clip_id: str):
-    admin = auth.require_admin(current_manager())
+    admin = policy.require_admin(current_manager())
     body = request.get_json(silent=True)
     if body is None:
         reason = request.form.get("reason")
@@ -149,9 +142,7 @@ def reject(clip_id: str):
 @bp.get("/audio/<clip_id>.mp3")
 def stream(clip_id: str):
     """A published clip's MP3, with Range (206) for seeking on iOS, ETag and caching."""
-    clip = db.get_session().get(Clip, clip_id)
-    if clip is None or clip.status != "published":
-        raise NotFound(f"no published clip with id {clip_id!r}")
+    clip = clips.get_published(db.get_session(), clip_id)
     response = send_media(media_store(), "published", clip.audio_sha256, mimetype="audio/mpeg",
                           missing=f"no published clip with id {clip_id!r}",
                           max_age=AUDIO_MAX_AGE)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, render_template, request, url_for
 
-from .. import articles, auth, db, maps
+from .. import articles, db, policy
 from ..errors import BadRequest, NotFound
 from .clips import current_manager
 from .pages import choose_lang
@@ -26,7 +26,7 @@ def listing():
     """Published articles (``section``, ``q``); administrators add ``status=all`` for drafts."""
     drafts = request.args.get("status") == "all"
     if drafts:
-        auth.require_admin(current_manager())
+        policy.require_admin(current_manager())
     found = articles.find(db.get_session(), section=request.args.get("section") or None,
                           q=request.args.get("q"), drafts=drafts)
     return jsonify(articles=[articles.to_dict(a) for a in found])
@@ -46,6 +46,8 @@ def edit(article_id: str):
 
 def _page(template: str, **context) -> Response:
     lang = choose_lang()
+    from .. import maps  # the map stack loads on first use (see README: lazy imports)
+
     t = maps.strings(lang)
     sections = [(s, t[f"info_section_{s}"]) for s in articles.SECTIONS]
     html = render_template(template, t=t, lang=lang, other="en" if lang == "zh" else "zh",

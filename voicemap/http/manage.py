@@ -19,12 +19,11 @@ from flask import (
     session,
     url_for,
 )
-from sqlalchemy import func, select
 
-from .. import auth, clips, db
+from .. import auth, clips, db, policy, venues
 from ..errors import VoicemapError
 from ..limits import authenticate_limited, count_upload
-from ..models import Clip, Manager, Venue
+from ..models import Manager
 from ..storage import media_store
 from .clips import attach_from_request
 from .media import send_media
@@ -67,13 +66,9 @@ def inject():
 
 def signed_in() -> Manager | None:
     if "manage_manager" not in g:
-        mid = session.get("manager_id")
-        manager = db.get_session().get(Manager, mid) if mid else None
         # Signing out bumps the manager's epoch, which ends every session they had.
-        if manager is not None and (session.get("epoch") != manager.session_epoch
-                                    or manager.revoked_at is not None):
-            manager = None
-        g.manage_manager = manager
+        g.manage_manager = auth.session_manager(db.get_session(), session.get("manager_id"),
+                                                session.get("epoch"))
     return g.manage_manager
 
 
@@ -86,23 +81,16 @@ def login_required(view):
     return wrapped
 
 
-def managed_venues(manager: Manager) -> list[Venue]:
-    s = db.get_session()
-    if manager.is_admin:
-        return list(s.execute(select(Venue).order_by(Venue.category, Venue.id)).scalars())
-    return sorted(manager.venues, key=lambda v: (v.category, v.id))
-
-
 @bp.get("/")
 def index():
     manager = signed_in()
     if manager is None:
         return render_template("manage/signin.html")
     s = db.get_session()
-    counts = dict(s.execute(select(Clip.venue_id, func.count()).group_by(Clip.venue_id)).all())
-    pending = len(clips.pending(s)) if manager.is_admin else 0
-    return render_template("manage/index.html", manager=manager, counts=counts,
-                           venues=managed_venues(manager), pending=pending)
+    pending = len(clips.pending(s)) if policy.is_admin(manager) else 0
+    return render_template("manage/index.html", manager=manager,
+                           counts=clips.counts_by_venue(s),
+                           venues=venues.managed_by(s, manager), pending=pending)
 
 
 @bp.post("/signin")
@@ -122,8 +110,7 @@ def signin():
 def signout():
     manager = signed_in()
     if manager is not None:
-        manager.session_epoch += 1
-        db.get_session().commit()
+        auth.sign_out_everywhere(db.get_session(), manager)
     session.clear()
     return redirect(url_for("manage.index"))
 
@@ -133,10 +120,8 @@ def signout():
 def venue(venue_id: str):
     manager = signed_in()
     s = db.get_session()
-    place = s.get(Venue, venue_id)
-    if place is None:
-        abort(404)
-    if not auth.can_manage(manager, venue_id):
+    place = venues.get(s, venue_id)
+    if not policy.can_manage_venue(manager, venue_id):
         abort(403)
     return render_template("manage/venue.html", manager=manager, venue=place,
                            clips=clips.for_venue(s, venue_id, manager))
@@ -183,7 +168,7 @@ def delete(clip_id: str):
 @bp.get("/review")
 @login_required
 def review():
-    if not signed_in().is_admin:
+    if not policy.is_admin(signed_in()):
         abort(403)
     return render_template("manage/review.html", manager=signed_in(),
                            clips=clips.pending(db.get_session()))

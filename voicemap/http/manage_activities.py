@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
 
-from .. import activities, articles, auth, db
+from .. import activities, articles, db, policy
 from ..errors import VoicemapError
 from ..models import Venue
 from .manage import bp, login_required, signed_in
@@ -57,7 +57,7 @@ def _venue(venue_id: str) -> Venue:
     place = db.get_session().get(Venue, venue_id)
     if place is None:
         abort(404)
-    if not auth.can_manage(signed_in(), venue_id):
+    if not policy.can_manage_venue(signed_in(), venue_id):
         abort(403)
     return place
 

@@ -1,4 +1,8 @@
-"""The family-facing pages: the map, one page per venue with its QR codes, and their assets."""
+"""The family-facing pages: the map, one page per venue with its QR codes, and their assets.
+
+``maps`` (Folium, pandas) is imported where it is used: an app built by a light CLI command
+never loads it. A server loads it while the blueprint registers (``warm``).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from typing import Any
 import segno
 from flask import Blueprint, Response, current_app, render_template, request, url_for
 
-from .. import activities, categories, config, db, maps, venues
+from .. import activities, categories, config, db, venues
 from .. import clips as clip_service
 from ..errors import NotFound
 from .api import integer
@@ -22,10 +26,12 @@ YEAR = 365 * 24 * 3600
 
 def choose_lang() -> str:
     """``?lang=`` if it names a language we have, else the browser's Accept-Language, else zh."""
+    from ..maps import LANGS
+
     asked = (request.args.get("lang") or "").lower().split("-")[0]
-    if asked in maps.LANGS:
+    if asked in LANGS:
         return asked
-    return request.accept_languages.best_match(maps.LANGS) or "zh"
+    return request.accept_languages.best_match(LANGS) or "zh"
 
 
 def send(body: bytes, mimetype: str, gzipped: bytes | None = None, **headers: str) -> Response:
@@ -42,7 +48,12 @@ def send(body: bytes, mimetype: str, gzipped: bytes | None = None, **headers: st
 
 @bp.record_once
 def warm(state) -> None:
-    # Read and compress the assets now rather than in a family's first request.
+    # Import the map stack and read and compress the assets now rather than in a family's
+    # first request; an app built for a CLI command (PRELOAD off) skips it.
+    if not state.app.config.get("PRELOAD", True):
+        return
+    from .. import maps
+
     with state.app.app_context():
         try:
             maps.assets()
@@ -53,6 +64,8 @@ def warm(state) -> None:
 @bp.app_context_processor
 def template_helpers() -> dict[str, Any]:
     # Functions, not values: templates are also rendered outside requests (posters).
+    from .. import maps
+
     def asset_url(name: str, required: bool = True) -> str | None:
         try:
             return maps.assets().url(name)
@@ -69,6 +82,8 @@ def template_helpers() -> dict[str, Any]:
 
 @bp.get("/")
 def index():
+    from .. import maps
+
     lang = choose_lang()
     page = maps.map_page(lang)
     resp = send(page.html, "text/html", page.gzipped, **{
@@ -82,6 +97,8 @@ def index():
 
 @bp.get("/assets/<version>/<path:name>")
 def asset(version: str, name: str):
+    from .. import maps
+
     store = maps.assets()
     found = store.files.get(name)
     if found is None:
@@ -96,6 +113,8 @@ def asset(version: str, name: str):
 @bp.get("/api/map/venues")
 def map_venues():
     """Compact venues for the map's view: ``bbox`` (WGS-84), ``zoom``, ``category``, ``voiced``."""
+    from .. import maps
+
     bbox = config.parse_bbox(request.args.get("bbox") or "-180,-90,180,90")
     zoom = min(max(integer("zoom", 11), 0), 22)
     cats = venues.check_categories(request.args.getlist("category"))
@@ -124,6 +143,8 @@ def find_venue(venue_id: str) -> dict[str, Any] | None:
 
 @bp.get("/venues/<venue_id>")
 def venue(venue_id: str):
+    from .. import maps
+
     lang = choose_lang()
     t = maps.strings(lang)
     feature = find_venue(venue_id)

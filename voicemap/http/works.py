@@ -16,7 +16,7 @@ import segno
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
 from sqlalchemy import select
 
-from .. import auth, db, maps
+from .. import db, policy
 from .. import works as service
 from ..errors import BadRequest, Conflict, NotFound, Unauthorized, VoicemapError
 from ..limits import submit_limit
@@ -110,14 +110,14 @@ def remove(work_id: str):
     if manager is None:
         raise Unauthorized("send the withdrawal code as X-Withdraw-Code, or an "
                            "administrator's token")
-    auth.require_admin(manager)
+    policy.require_admin(manager)
     service.erase(session, media_store(), work_id)
     return "", 204
 
 
 @bp.post("/api/works/<work_id>/<any(approve, reject, flag):action>")
 def decide(work_id: str, action: str):
-    admin = auth.require_admin(current_manager())
+    admin = policy.require_admin(current_manager())
     body = request.get_json(silent=True)
     reason = body.get("reason") if isinstance(body, dict) else request.form.get("reason")
     if reason is not None and not isinstance(reason, str):
@@ -128,7 +128,7 @@ def decide(work_id: str, action: str):
 
 @bp.get("/api/works/review")
 def review_queue():
-    auth.require_admin(current_manager())
+    policy.require_admin(current_manager())
     status = request.args.get("status", "pending")
     found = service.review_queue(db.get_session(), None if status == "all" else status)
     return jsonify(works=[service.to_dict(w, private=True, root=_root()) for w in found])
@@ -193,6 +193,8 @@ def media(work_id: str, which: str):
 
 def page(template: str, status: int = 200, **context: Any) -> Response:
     lang = choose_lang()
+    from .. import maps  # the map stack loads on first use (see README: lazy imports)
+
     t = maps.strings(lang)
     html = render_template(template, t=t, lang=lang, other="en" if lang == "zh" else "zh",
                            **context)
