@@ -396,3 +396,10 @@ def test_editor_uploads_a_picture_and_keeps_the_text(client, tokens):
         **form, "image": (io.BytesIO(b"<svg/>"), "x.svg")}, content_type="multipart/form-data")
     assert refused.status_code == 422
     assert "Unsaved text" in refused.get_data(as_text=True)
+    # Enter in a field presses the first button (upload) with no picture: a preview.
+    enter = client.post("/manage/articles", data={**form, "image": (io.BytesIO(b""), "")},
+                        content_type="multipart/form-data")
+    assert enter.status_code == 200
+    assert "预览 Preview</h2>" in enter.get_data(as_text=True)
+    assert client.get("/api/articles?status=all", headers=bearer(tokens["admin"])
+                      ).get_json()["articles"] == []

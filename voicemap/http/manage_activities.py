@@ -172,9 +172,13 @@ def edit_article(article_id: str):
 
 def _save_article(article):
     form = _article_form()
-    if request.form.get("action") == "upload":
+    action = request.form.get("action")
+    chosen = request.files.get("image")
+    if action == "upload" and chosen is not None and chosen.filename:
         return _upload_image(form, article)
-    if request.form.get("action") == "preview":
+    # Enter in a text field presses the form's first button, "Upload picture": with no
+    # picture chosen that is a preview, never a save.
+    if action in ("preview", "upload"):
         known = articles.known_images(db.get_session(), form["body_zh"], form["body_en"])
         preview = {"zh": articles.render(form["body_zh"], "zh", known),
                    "en": articles.render(form["body_en"], "en", known)}
