@@ -47,7 +47,8 @@ TABLES = ("venues", "managers", "manager_venues", "clips", "campaigns", "works")
 MEDIA_REFERENCES: dict[str, list[tuple[str, str]]] = {
     "published": [("clips", "audio_sha256"), ("works", "audio_sha256")],
     "originals": [("clips", "original_sha256"), ("works", "original_sha256")],
-    "renditions": [("works", "thumb_sha256"), ("works", "display_sha256")],
+    "renditions": [("works", "thumb_sha256"), ("works", "display_sha256"),
+                   ("article_images", "id")],
 }
 
 

@@ -597,7 +597,7 @@ def posters(obj: AppContext, output: Path) -> None:
 @pass_ctx
 def demo_activities(obj: AppContext) -> None:
     """Add clearly labelled sample activities and information pages (idempotent)."""
-    from . import demo
+    from . import db, demo
 
     def go():
         with obj.app.app_context():
@@ -607,6 +607,7 @@ def demo_activities(obj: AppContext) -> None:
             click.echo(f"{len(acts)} sample activit{'y' if len(acts) == 1 else 'ies'} and "
                        f"{len(pages)} sample information page(s) added")
     run(go)
+
 
 # --- campaigns and children's works (their commands live in cli_works) ---------------------
 from . import cli_works  # noqa: E402,F401  registers its commands on main

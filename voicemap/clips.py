@@ -359,7 +359,7 @@ def fsck(session: Session, store: Store, repair: bool = False) -> FsckReport:
     Orphan files (no row refers to them) are deleted; rows whose files are gone are
     deleted too, since such a clip or work can neither be shown nor archived.
     """
-    from .models import Work
+    from .models import ArticleImage, Work
 
     report = FsckReport()
     owners = backup.file_owners(session)
@@ -379,7 +379,7 @@ def fsck(session: Session, store: Store, repair: bool = False) -> FsckReport:
     if repair and not report.clean:
         leftovers = [(kind, sha) for table, row_id, kind, sha in owners
                      if (table, row_id) in broken]
-        models = {"clips": Clip, "works": Work}
+        models = {"clips": Clip, "works": Work, "article_images": ArticleImage}
         for table, row_id in sorted(broken):
             session.delete(session.get(models[table], row_id))
         session.commit()

@@ -218,6 +218,21 @@ class Article(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class ArticleImage(Base):
+    """A picture for the information pages: its display rendition (``renditions`` kind in the
+    store, named by its SHA-256) made by the image safety pipeline."""
+
+    __tablename__ = "article_images"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the rendition's SHA-256
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    source_format: Mapped[str] = mapped_column(String(8))
+    uploaded_by: Mapped[int | None] = mapped_column(ForeignKey("managers.id",
+                                                               ondelete="SET NULL"))
+    uploaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 # --- "Me and my city": campaigns and children's works -------------------------------------
 
 

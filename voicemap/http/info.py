@@ -3,14 +3,18 @@ administrators write."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, render_template, request, url_for
+from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
 
 from .. import articles, db, policy
 from ..errors import BadRequest, NotFound
-from .clips import current_manager
+from ..models import ArticleImage, Manager
+from ..storage import media_store
+from .clips import current_manager, save_upload
+from .media import send_media
 from .pages import choose_lang
 
 bp = Blueprint("info", __name__)
+IMAGE_MAX_AGE = 365 * 24 * 3600  # a picture's address is its hash: it never changes
 
 
 def _body():
@@ -42,6 +46,46 @@ def create():
 def edit(article_id: str):
     article = articles.edit(db.get_session(), article_id, _body(), current_manager())
     return jsonify(articles.to_dict(article))
+
+
+def add_image_from_request(manager: Manager | None, field: str = "file"
+                           ) -> tuple[ArticleImage, bool]:
+    """The one path from a multipart request to a stored article picture (API and /manage)."""
+    session = db.get_session()
+    policy.require_admin(manager)  # before the body is read
+    session.commit()
+    upload = request.files.get(field)
+    if upload is None or not (upload.filename or upload.mimetype.startswith("image/")):
+        raise BadRequest(f"send the picture as multipart/form-data in the field {field}",
+                         param="file")
+    store = media_store()
+    with store.scratch("upload-") as work:
+        path = save_upload(upload, work, current_app.config["MAX_UPLOAD_BYTES"])
+        return articles.add_image(session, store, path, manager)
+
+
+@bp.post("/api/articles/images")
+def upload_image():
+    """A picture for articles (administrators): 201 with its URL and Markdown (200 when the
+    same picture was uploaded before)."""
+    image, new = add_image_from_request(current_manager())
+    out = articles.image_to_dict(image, request.form.get("alt", ""), request.script_root)
+    return jsonify(out), 201 if new else 200
+
+
+@bp.get("/media/articles/<sha256>.jpg")
+def image(sha256: str):
+    """An article picture: its re-encoded display rendition, cached for good (the address
+    is its content hash)."""
+    found = articles.get_image(db.get_session(), sha256)
+    db.get_session().commit()
+    resp = send_media(media_store(), articles.IMAGE_KIND, found.id, mimetype="image/jpeg",
+                      missing=f"no picture {sha256!r}", max_age=IMAGE_MAX_AGE)
+    resp.cache_control.public = True
+    resp.cache_control.immutable = True
+    resp.headers["Content-Security-Policy"] = "default-src 'none'"
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    return resp
 
 
 def _page(template: str, **context) -> Response:

@@ -138,11 +138,13 @@ def _admin():
 
 
 def _article_page(form: dict[str, Any], article=None, preview=None, error=None, param=None,
-                  status: int = 200):
+                  status: int = 200, uploaded=None):
     listed = articles.find(db.get_session(), drafts=True)
+    no_alt = articles.images_without_alt(form.get("body_zh", ""), form.get("body_en", ""))
     return render_template("manage/articles.html", manager=signed_in(), listed=listed,
                            form=form, article=article, preview=preview, error=error,
-                           param=param, sections=articles.SECTIONS), status
+                           param=param, sections=articles.SECTIONS, uploaded=uploaded,
+                           no_alt=no_alt, no_alt_warning=articles.NO_ALT_WARNING), status
 
 
 def _article_form() -> dict[str, str]:
@@ -170,9 +172,16 @@ def edit_article(article_id: str):
 
 def _save_article(article):
     form = _article_form()
-    if request.form.get("action") == "preview":
-        preview = {"zh": articles.render(form["body_zh"], "zh"),
-                   "en": articles.render(form["body_en"], "en")}
+    action = request.form.get("action")
+    chosen = request.files.get("image")
+    if action == "upload" and chosen is not None and chosen.filename:
+        return _upload_image(form, article)
+    # Enter in a text field presses the form's first button, "Upload picture": with no
+    # picture chosen that is a preview, never a save.
+    if action in ("preview", "upload"):
+        known = articles.known_images(db.get_session(), form["body_zh"], form["body_en"])
+        preview = {"zh": articles.render(form["body_zh"], "zh", known),
+                   "en": articles.render(form["body_en"], "en", known)}
         return _article_page(form, article, preview=preview)
     s = db.get_session()
     try:
@@ -186,3 +195,19 @@ def _save_article(article):
                              param=exc.details.get("param"), status=exc.status)
     flash(f"已保存 Saved {saved.section}/{saved.slug} ({saved.status}).", "ok")
     return redirect(url_for("manage.edit_article", article_id=saved.id)), 303
+
+
+def _upload_image(form: dict[str, Any], article):
+    """The editor's picture upload: the same pipeline as the API; the page comes back with
+    the text as it was and the Markdown to paste."""
+    from .info import add_image_from_request
+
+    try:
+        image, _ = add_image_from_request(signed_in(), field="image")
+    except VoicemapError as exc:
+        db.get_session().rollback()
+        return _article_page(form, article, error=exc.message, param="image",
+                             status=exc.status)
+    uploaded = articles.image_to_dict(image, request.form.get("image_alt", ""),
+                                      request.script_root)
+    return _article_page(form, article, uploaded=uploaded)
