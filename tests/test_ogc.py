@@ -93,6 +93,46 @@ class Site:
             out += [f["id"] for f in page["features"]]
 
 
+# Children's works, one of each state the public must or must not see (the guardian's
+# name and contact are the same on all, so no answer may hold them), and two activities.
+WORKS: dict[str, str] = {}  # state -> work id, filled per backend by the site fixture
+PUBLIC_POINT = (116.4, 39.91)
+
+
+def add_works_and_activities(app) -> None:
+    from test_works import admin_token, approve, open_campaign, png, post
+
+    from voicemap import activities
+
+    open_campaign(app)
+    client, token = app.test_client(), admin_token(app)
+    lat_lon = {"lon": str(PUBLIC_POINT[0]), "lat": str(PUBLIC_POINT[1])}
+    states = {"public": lat_lon, "painting": {"venue_id": "v00001", "kind": "painting"},
+              "no_point": {}, "pending": lat_lon, "rejected": lat_lon, "flagged": lat_lon,
+              "private": {**lat_lon, "consent_public": "false"}}
+    for state, over in states.items():
+        file = (png(), "p.png") if over.get("kind") == "painting" else None
+        r = post(client, file=file, title=f"Work {state}", **over)
+        assert r.status_code == 201, r.get_json()
+        WORKS[state] = r.get_json()["id"]
+        if state not in ("pending",):
+            approve(client, token, WORKS[state], "reject" if state == "rejected" else
+                    "approve", **({"reason": "blurred"} if state == "rejected" else {}))
+        if state == "flagged":
+            approve(client, token, WORKS[state], "flag", reason="a school badge")
+    with app.app_context():
+        session = db.get_session()
+        activities.add(session, "v00002", {
+            "title_zh": "故事会", "title_en": "Story hour", "start": "2027-01-09T10:00:00+08:00",
+            "end": "2027-01-09T11:00:00+08:00", "rrule": "FREQ=WEEKLY;COUNT=4",
+            "min_age": 3, "max_age": 8, "price": 0, "booking_required": True,
+            "booking_url": "https://example.com/book"})
+        activities.add(session, "v00003", {
+            "title_zh": "科学工作坊", "title_en": "Science workshop",
+            "start": "2027-02-01T14:00:00+08:00", "end": "2027-02-01T16:30:00+08:00",
+            "price": 20})
+
+
 @pytest.fixture(scope="module", params=BACKENDS)
 def site(request, tmp_path_factory):
     from werkzeug.serving import WSGIRequestHandler, make_server
@@ -101,9 +141,10 @@ def site(request, tmp_path_factory):
 
     def run(url: str):
         app = create_app({"TESTING": True, "DATABASE_URL": url, "SECRET_KEY": "test",
-                          "MEDIA_DIR": str(tmp / "media")})
+                          "MEDIA_DIR": str(tmp / "media"), "RATELIMIT_SUBMIT": "1000/hour"})
         db.init_schema(app.extensions["voicemap.engine"])
         load(app, FEATURES)
+        add_works_and_activities(app)
 
         class Quiet(WSGIRequestHandler):
             def log(self, *args, **kwargs) -> None:
@@ -170,9 +211,9 @@ def test_collections_answer_json_to_gdal(site):
     code, headers, body = site.get("/collections", headers={"Accept": "application/json"})
     assert code == 200
     assert headers["Content-Type"].startswith("application/json")
-    (venues,) = json.loads(body)["collections"]
-    assert venues["id"] == "venues"
-    assert venues["itemType"] == "feature"
+    listed = {c["id"]: c for c in json.loads(body)["collections"]}
+    assert list(listed) == ["venues", "works", "activities"]
+    assert {c["itemType"] for c in listed.values()} == {"feature"}
 
 
 def test_collection_describes_extent_and_crs(site):
@@ -202,7 +243,7 @@ def test_queryables_are_the_data_dictionary(site):
 
 
 def test_unknown_collection_is_404_json(site):
-    doc = site.json("/collections/works", status=404)
+    doc = site.json("/collections/clips", status=404)
     assert doc["param"] == "collectionId"
 
 
@@ -689,3 +730,165 @@ def test_html_pages_fit_a_phone_and_draw_the_map(site, path, width):
             browser.close()
     assert overflow <= width
     assert errors == []
+
+
+# --- children's works and activities --------------------------------------------------------
+
+
+def _text_of_every_answer(site) -> str:
+    """Every works and activities answer (JSON and HTML), as one text to search."""
+    paths = ["/collections", "/collections/works", "/collections/works/queryables", "/api",
+             "/collections/works/items?limit=100", "/collections/works/items?f=html",
+             "/collections/activities/items?limit=100"]
+    paths += [f"/collections/works/items/{wid}{f}" for wid in WORKS.values()
+              for f in ("", "?f=html")]
+    return "\n".join(site.get(p)[2].decode() for p in paths)
+
+
+def test_works_items_are_the_public_works_with_a_point(site):
+    doc = site.json("/collections/works/items", {"limit": 100})
+    got = sorted(f["id"] for f in doc["features"])
+    assert got == sorted([WORKS["public"], WORKS["painting"]])
+    assert doc["numberMatched"] == 2
+
+
+@pytest.mark.parametrize("state", ["pending", "rejected", "flagged", "private", "no_point"])
+def test_works_that_are_not_public_are_404(site, state):
+    err = site.json(f"/collections/works/items/{WORKS[state]}", status=404)
+    assert err["param"] == "featureId"
+
+
+def test_a_public_work_shows_what_the_works_api_shows(site):
+    feature = site.json(f"/collections/works/items/{WORKS['public']}")
+    public = site.app.test_client().get(f"/api/works/{WORKS['public']}").get_json()
+    assert feature["geometry"] == public["geometry"]
+    props = feature["properties"]
+    assert props == {k: v for k, v in public.items() if k != "geometry"}
+
+
+def test_a_work_point_is_the_coarsened_one(site):
+    from voicemap.works import coarsen
+
+    feature = site.json(f"/collections/works/items/{WORKS['public']}")
+    assert feature["geometry"]["coordinates"] == list(coarsen(*PUBLIC_POINT))
+
+
+def test_a_work_at_a_venue_is_at_the_venue_with_its_thumbnail(site):
+    props = site.json(f"/collections/works/items/{WORKS['painting']}")["properties"]
+    assert props["venue_id"] == "v00001"
+    assert props["thumb_url"] == f"/media/works/{WORKS['painting']}/thumb"
+    code, headers, _ = site.get(site.base.removesuffix("/ogc") + props["thumb_url"])
+    assert (code, headers["Content-Type"].split("/")[0]) == (200, "image")
+
+
+def test_no_works_answer_holds_guardian_data(site):
+    from test_works import CONTACT, GUARDIAN
+
+    every = _text_of_every_answer(site)
+    assert WORKS["public"] in every  # the search covers the answers that show works
+    assert GUARDIAN not in every
+    assert CONTACT not in every
+    for private in ("guardian_contact", "consent_by", "consent_public",
+                    "flag_reason", "reject_reason", "withdraw"):
+        assert f'"{private}"' not in every, private
+
+
+def test_works_queryables_are_the_public_fields(site):
+    props = site.json("/collections/works/queryables")["properties"]
+    assert "kind" in props
+    assert props["kind"]["enum"] == ["painting", "photo", "writing", "song"]
+    assert not {"district", "status", "flagged", "consent_by", "guardian_contact"} & set(props)
+
+
+@pytest.mark.parametrize(("params", "state"), [
+    ({"kind": "painting"}, "painting"), ({"filter": "kind = 'writing'"}, "public"),
+    ({"filter": "S_INTERSECTS(geometry, BBOX(116.39, 39.9, 116.41, 39.92))"}, "public"),
+    ({"bbox": "116.39,39.9,116.41,39.92"}, "public"),
+    ({"filter": "venue_id = 'v00001' AND narrator_age >= 9"}, "painting")])
+def test_works_filter_by_kind_bbox_and_cql2(site, params, state):
+    doc = site.json("/collections/works/items", params)
+    assert [f["id"] for f in doc["features"]] == [WORKS[state]]
+
+
+def test_works_pages_follow_next(site):
+    doc = site.json("/collections/works/items", {"limit": 1, "sortby": "-title"})
+    nxt = next(lnk["href"] for lnk in doc["links"] if lnk["rel"] == "next")
+    second = site.json(nxt)
+    assert [doc["features"][0]["id"], second["features"][0]["id"]] == [
+        WORKS["public"], WORKS["painting"]]  # "Work public" > "Work painting"
+    assert not [lnk for lnk in second["links"] if lnk["rel"] == "next"]
+
+
+def test_works_html_item_page(site):
+    page = site.get(f"/collections/works/items/{WORKS['public']}", {"f": "html"})[2].decode()
+    assert 'id="ogc-map"' in page
+    assert "<h1>Work public</h1>" in page
+
+
+def test_owslib_reads_the_works(site):
+    from owslib.ogcapi.features import Features
+
+    api = Features(site.base)
+    assert "works" in api.feature_collections()
+    found = api.collection_items("works", filter="kind = 'writing'")
+    assert [f["id"] for f in found["features"]] == [WORKS["public"]]
+
+
+def test_activities_are_features_at_their_venues(site):
+    doc = site.json("/collections/activities/items", {"sortby": "title_en"})
+    assert [f["properties"]["title_en"] for f in doc["features"]] == [
+        "Science workshop", "Story hour"]
+    story = doc["features"][1]
+    assert story["geometry"]["coordinates"] == pytest.approx(
+        BY_ID["v00002"]["geometry"]["coordinates"], abs=1e-6)
+
+
+def test_an_activity_shows_what_the_activities_api_shows(site):
+    first = site.json("/collections/activities/items", {"title_en": "Story hour"})
+    (feature,) = first["features"]
+    api = site.app.test_client().get(f"/api/activities/{feature['id']}").get_json()
+    props = feature["properties"]
+    for key in ("id", "venue_id", "title_zh", "title_en", "start", "end", "rrule", "min_age",
+                "max_age", "price", "free", "booking_required", "booking_url", "status"):
+        assert props[key] == api[key], key
+
+
+def test_activity_times_are_beijing_time(site):
+    (feature,) = site.json("/collections/activities/items",
+                           {"title_en": "Story hour"})["features"]
+    assert feature["properties"]["start"] == "2027-01-09T10:00:00+08:00"
+    assert feature["properties"]["last_end"] == "2027-01-30T11:00:00+08:00"
+
+
+@pytest.mark.parametrize(("params", "title"), [
+    ({"free": "true"}, "Story hour"), ({"filter": "price > 10"}, "Science workshop"),
+    ({"filter": "min_age <= 5 AND booking_required = true"}, "Story hour"),
+    ({"category": BY_ID["v00003"]["properties"]["category"], "venue_id": "v00003"},
+     "Science workshop")])
+def test_activities_filters(site, params, title):
+    doc = site.json("/collections/activities/items", params)
+    assert [f["properties"]["title_en"] for f in doc["features"]] == [title]
+
+
+def test_activity_by_id_and_unknown_ids(site):
+    (feature,) = site.json("/collections/activities/items",
+                           {"title_en": "Science workshop"})["features"]
+    assert site.json(f"/collections/activities/items/{feature['id']}")["id"] == feature["id"]
+    assert site.json("/collections/activities/items/9999", status=404)["param"] == "featureId"
+    assert site.json("/collections/activities/items/abc", status=404)["param"] == "featureId"
+
+
+def test_activities_page_through_with_an_integer_cursor(site):
+    doc = site.json("/collections/activities/items", {"limit": 1})
+    nxt = next(lnk["href"] for lnk in doc["links"] if lnk["rel"] == "next")
+    second = site.json(nxt)
+    assert doc["features"][0]["id"] < second["features"][0]["id"]
+
+
+@needs_gdal
+def test_ogr2ogr_reads_the_works(site, tmp_path):
+    out = tmp_path / "works.geojson"
+    _gdal("ogr2ogr", "-f", "GeoJSON", str(out), f"OAPIF:{site.base}", "works",
+          "-where", "kind = 'painting'")
+    got = [f["properties"]["id"] for f in json.loads(out.read_text())["features"]]
+    assert got == [WORKS["painting"]]

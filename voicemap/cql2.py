@@ -157,7 +157,7 @@ class Emitter:
         # The column against a literal: ask the spatial index for the literal's box first
         # (SpatiaLite never does so by itself); a disjoint feature lies anywhere.
         box = right_box if left_box is None else left_box if right_box is None else None
-        if box is not None and name != "ST_Disjoint":
+        if box is not None and name != "ST_Disjoint" and self.collection.spatial_index:
             c = self.collection
             names = tuple(self.sql.bind(float(v))[1:] for v in box)
             sql = f"({self.backend.index_box_sql(c.table, 'v', c.geometry, names)} AND {sql})"

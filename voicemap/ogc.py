@@ -28,7 +28,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from . import backends, categories, exchange, venues
+from . import activities, backends, categories, exchange, venues, works
 from .errors import BadRequest, NotFound
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -106,7 +106,12 @@ class Collection:
     properties: tuple[Property, ...]
     feature: Callable[[ModuleType], str]
     key: str = "id"
+    key_type: str = "text"  # or integer: how the id sorts, and what a featureId must be
     geometry: str = "geom"
+    # Whether the table has a spatial index under the backends' naming (``idx_<table>_<geom>``)
+    # for boxes to ask first; without one a box is only the exact test (small tables, or a
+    # derived table whose underlying index PostGIS finds by itself).
+    spatial_index: bool = True
     geometry_type: str = "Point"
     public: str = "true"  # SQL over alias v: rows that are public
     keywords: tuple[str, ...] = ()
@@ -167,6 +172,132 @@ VENUES = register(Collection(
     links=({"rel": "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector",
             "type": "application/json", "title": "Vector tiles of the venues",
             "href": "collections/venues/tiles"},),
+))
+
+
+def _feature(properties: tuple[Property, ...],
+             extra: Callable[[ModuleType], tuple[tuple[str, str, str], ...]] = lambda b: ()
+             ) -> Callable[[ModuleType], str]:
+    """How the database writes a row as a Feature: its properties (each ``expr`` over
+    alias ``v``), then ``extra(backend)``'s (key, SQL, type) for values whose SQL differs
+    between the backends (times on Beijing's clock)."""
+    def sql(backend: ModuleType) -> str:
+        pairs = tuple((p.name, p.expr, p.type) for p in properties)
+        return backend.json_feature_sql("v.id", "v.geom", pairs + tuple(extra(backend)))
+    return sql
+
+
+_MEDIA = "'/media/works/' || v.id || "
+# A work's public fields: exactly those of GET /api/works/<id> (``works.to_dict``) but the
+# geometry, which is the feature's. Never the guardian's name or contact, the district,
+# the review state or the consent record.
+_WORK_PROPERTIES = (
+    Property("id", "text", "the work's number"),
+    Property("campaign", "text", "the campaign the work was made for", sql="v.campaign_id"),
+    Property("kind", "text", "painting, photo, writing or song", enum=works.KINDS),
+    Property("title", "text", "the work's title, as the child gave it"),
+    Property("narrator_name", "text", "the child's first name or pen name (never a full "
+             "name)"),
+    Property("narrator_age", "integer", "the child's age", unit="year"),
+    Property("age_group", "text", "the campaign's age group of the child (e.g. 7-9)"),
+    Property("story", "text", "the writing itself, or a few words about the work (its text "
+             "alternative)"),
+    Property("venue_id", "text", "the venue the work is about, if any (its point is the "
+             "venue's; otherwise the point is the centre of a ~500 m grid cell)"),
+    Property("award", "text", "the award given in judging, if any"),
+    Property("synthetic", "boolean", "a machine-made sample work (demo), never a child's"),
+    Property("duration_ms", "integer", "a song's length", unit="ms"),
+    Property("width", "integer", "the display image's width", sql="v.display_width",
+             unit="pixel"),
+    Property("height", "integer", "the display image's height", sql="v.display_height",
+             unit="pixel"),
+    Property("thumb_url", "text", "the thumbnail (~400 px) under the site's address",
+             sql=f"(CASE WHEN v.thumb_sha256 IS NOT NULL THEN {_MEDIA}'/thumb' END)"),
+    Property("display_url", "text", "the display image (at most 1600 px)",
+             sql=f"(CASE WHEN v.display_sha256 IS NOT NULL THEN {_MEDIA}'/display' END)"),
+    Property("audio_url", "text", "a song's MP3",
+             sql=f"(CASE WHEN v.audio_sha256 IS NOT NULL THEN {_MEDIA}'/song.mp3' END)"),
+    Property("page_url", "text", "the work's page on the site", sql="'/works/' || v.id"),
+)
+
+WORKS = register(Collection(
+    id="works",
+    title="Children's works pinned to places (\"Me and my city\")",
+    description="Paintings, photos, writing and songs by Beijing's children, approved for "
+                "the public by an administrator with their guardian's consent, where they "
+                "are pinned to a place: a venue's point, or the centre of the ~500 m grid "
+                "cell holding the point given (never a home's exact place). First names "
+                "only; no guardian data. WGS-84.",
+    table="works",
+    properties=_WORK_PROPERTIES,
+    feature=_feature(_WORK_PROPERTIES),
+    # works.public_clause() as SQL, and a point: a work with none is not a feature.
+    public="v.status = 'approved' AND v.consent_public IS true AND v.flagged IS false "
+           "AND v.geom IS NOT NULL",
+    spatial_index=False,  # a few thousand works at most; the model declares no index
+    keywords=("child-friendly city", "Beijing", "children's works", *works.KINDS),
+))
+
+# One row per activity, at its venue's point (the venue's names and category with it).
+_ACTIVITY_ROWS = (
+    "(SELECT a.id AS id, a.venue_id AS venue_id, w.name_zh AS venue_name_zh, "
+    "w.name_en AS venue_name_en, w.category AS category, a.title_zh AS title_zh, "
+    "a.title_en AS title_en, a.description_zh AS description_zh, "
+    "a.description_en AS description_en, a.starts_at AS starts_at, a.ends_at AS ends_at, "
+    "a.last_ends_at AS last_ends_at, a.rrule AS rrule, a.min_age AS min_age, "
+    "a.max_age AS max_age, a.price AS price, a.booking_required AS booking_required, "
+    "a.booking_url AS booking_url, a.accessibility AS accessibility, a.status AS status, "
+    "a.updated_at AS updated_at, w.geom AS geom "
+    "FROM activities a JOIN venues w ON w.id = a.venue_id)")
+
+_ACTIVITY_PROPERTIES = (
+    Property("id", "integer", "the activity's number (as in /api/activities/<id>)"),
+    Property("venue_id", "text", "the venue where it happens"),
+    Property("venue_name_zh", "text", "the venue's Chinese name"),
+    Property("venue_name_en", "text", "the venue's English name"),
+    Property("category", "text", "the venue's category", enum=tuple(categories.IDS)),
+    Property("title_zh", "text", "the activity's Chinese title"),
+    Property("title_en", "text", "the activity's English title"),
+    Property("description_zh", "text", "the Chinese description"),
+    Property("description_en", "text", "the English description"),
+    Property("rrule", "text", "RFC 5545 weekly rule (UNTIL in UTC) of a series; null for "
+             "a single occurrence"),
+    Property("min_age", "integer", "the youngest age it suits", unit="year"),
+    Property("max_age", "integer", "the oldest age it suits", unit="year"),
+    Property("price", "real", "price in yuan; 0 is free", unit="CNY"),
+    Property("free", "boolean", "price is 0", sql="(v.price = 0)"),
+    Property("booking_required", "boolean", "booking is needed"),
+    Property("booking_url", "text", "where to book"),
+    Property("accessibility", "text", "access notes"),
+    Property("status", "text", "scheduled, or cancelled (the whole activity; a cancelled "
+             "occurrence is in /api/activities/<id>)", enum=activities.STATUSES),
+)
+
+
+def _activity_times(backend: ModuleType) -> tuple[tuple[str, str, str], ...]:
+    # As the activities API writes them (ISO 8601, Beijing's offset, to the second). Not
+    # queryables: SQLite keeps times as text without an offset, so comparisons with a
+    # literal would not agree between the backends.
+    t = backend.local_time_sql
+    return (("start", t("v.starts_at"), "text"), ("end", t("v.ends_at"), "text"),
+            ("last_end", t("v.last_ends_at"), "text"),
+            ("updated_at", t("v.updated_at"), "text"))
+
+
+ACTIVITIES = register(Collection(
+    id="activities",
+    title="Activities at child-friendly venues",
+    description="Story hours, workshops, guided walks ... at the venues: one feature per "
+                "activity at its venue's point, with its first occurrence (start, end on "
+                "Beijing's clock, +08:00), its weekly rule and the end of its last "
+                "occurrence (last_end). Occurrences one by one are in /api/activities and "
+                "the iCalendar feeds. WGS-84.",
+    table=_ACTIVITY_ROWS,
+    properties=_ACTIVITY_PROPERTIES,
+    feature=_feature(_ACTIVITY_PROPERTIES, _activity_times),
+    key_type="integer",
+    spatial_index=False,  # a derived table: PostGIS uses the venues' index by itself
+    keywords=("child-friendly city", "Beijing", "activities", "events"),
 ))
 
 
@@ -307,7 +438,8 @@ class Query:
         for name, desc in self.sortby:
             prop = self.collection.prop(name)
             out.append(SortKey(prop.expr, prop.type, desc))
-        out.append(SortKey(f"v.{self.collection.key}", "text", False, nullable=False))
+        out.append(SortKey(f"v.{self.collection.key}", self.collection.key_type, False,
+                           nullable=False))
         return out
 
 
@@ -514,8 +646,7 @@ def _where(query: Query, backend: ModuleType, sql: Sql) -> list[str]:
     c = query.collection
     terms = [f"({c.public})"] if c.public != "true" else []
     if query.bbox is not None:
-        names = tuple(sql.bind(v)[1:] for v in query.bbox)
-        terms.append(backend.box_sql(c.table, "v", c.geometry, names))
+        terms.append(box_term(c, backend, sql, query.bbox))
     for name, values in query.equals.items():
         prop = c.prop(name)
         if len(values) == 1:
@@ -527,6 +658,19 @@ def _where(query: Query, backend: ModuleType, sql: Sql) -> list[str]:
 
         terms.append(Emitter(c, backend, sql, query.filter_crs).emit(query.filter))
     return terms
+
+
+def box_term(c: Collection, backend: ModuleType, sql: Sql,
+             box: tuple[float, float, float, float]) -> str:
+    """The features whose geometry meets ``box`` (CRS84), exactly."""
+    if c.spatial_index:
+        names = tuple(sql.bind(v)[1:] for v in box)
+        return backend.box_sql(c.table, "v", c.geometry, names)
+    minx, miny, maxx, maxy = box
+    wkt = (f"POLYGON(({minx!r} {miny!r}, {maxx!r} {miny!r}, {maxx!r} {maxy!r}, "
+           f"{minx!r} {maxy!r}, {minx!r} {miny!r}))")
+    return backend.spatial_sql("ST_Intersects", f"v.{c.geometry}",
+                               f"ST_GeomFromText({sql.bind(wkt)}, 4326)")
 
 
 def _keyset(keys: list[SortKey], values: list[Any], sql: Sql) -> str:
@@ -677,9 +821,14 @@ def item(conn: Connection, collection: Collection, feature_id: str) -> str:
     """One feature's GeoJSON text (CRS84), or NotFound."""
     backend = backends.select(conn)
     c = collection
+    key: Any = feature_id
+    if c.key_type == "integer":
+        if not feature_id.isascii() or not feature_id.isdigit() or len(feature_id) > 18:
+            raise NotFound(f"no feature {feature_id!r} in {c.id}", param="featureId")
+        key = int(feature_id)
     public = f" AND ({c.public})" if c.public != "true" else ""
     row = conn.execute(text(f"SELECT {c.feature(backend)} FROM {c.table} v "
-                            f"WHERE v.{c.key} = :id{public}"), {"id": feature_id}).first()
+                            f"WHERE v.{c.key} = :id{public}"), {"id": key}).first()
     if row is None:
         raise NotFound(f"no feature {feature_id!r} in {c.id}", param="featureId")
     return row[0]

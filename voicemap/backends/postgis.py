@@ -51,6 +51,23 @@ def feature_sql(alias: str = "v", extra: tuple[tuple[str, str], ...] = ()) -> st
     return "(" + " || ".join(parts) + ")"
 
 
+def json_feature_sql(id_expr: str, geom_expr: str,
+                     pairs: tuple[tuple[str, str, str], ...]) -> str:
+    """SQL yielding a GeoJSON Feature text of any table: ``pairs`` are (key, SQL expression,
+    type) of its properties (a small collection's, so json_build_object's cost is fine)."""
+    props = ", ".join(f"'{key}', {expr}" for key, expr, _ in pairs)
+    return (f"json_build_object('type', 'Feature', 'id', {id_expr}, 'geometry', "
+            f"ST_AsGeoJSON({geom_expr}, 7)::json, 'properties', "
+            f"json_build_object({props}))::text")
+
+
+def local_time_sql(expr: str) -> str:
+    """A timestamptz as ISO 8601 on Beijing's clock, to the second: ``...T10:00:00+08:00``
+    (China keeps no summer time, so the offset is always +08:00)."""
+    return (f"(to_char({expr} AT TIME ZONE 'Asia/Shanghai', "
+            "'YYYY-MM-DD\"T\"HH24:MI:SS') || '+08:00')")
+
+
 def stream_texts(conn: Connection, stmt: TextClause, params: dict[str, Any],
                  batch: int = 2000) -> Iterator[str]:
     """The single text column of ``stmt``'s rows, streamed.

@@ -45,6 +45,22 @@ def feature_sql(alias: str = "v", extra: tuple[tuple[str, str], ...] = ()) -> st
             f"'geometry', json(AsGeoJSON({alias}.geom, 7)), 'properties', {props})")
 
 
+def json_feature_sql(id_expr: str, geom_expr: str,
+                     pairs: tuple[tuple[str, str, str], ...]) -> str:
+    """SQL yielding a GeoJSON Feature text of any table: ``pairs`` are (key, SQL expression,
+    type) of its properties; booleans (stored 0 and 1) are written as JSON booleans."""
+    props = ", ".join(f"'{key}', {_bool_json(expr) if kind == 'boolean' else expr}"
+                      for key, expr, kind in pairs)
+    return (f"json_object('type', 'Feature', 'id', {id_expr}, "
+            f"'geometry', json(AsGeoJSON({geom_expr}, 7)), 'properties', json_object({props}))")
+
+
+def local_time_sql(expr: str) -> str:
+    """A time stored in UTC (SQLite keeps it as text without an offset) as ISO 8601 on
+    Beijing's clock, to the second: ``...T10:00:00+08:00`` (no summer time in China)."""
+    return f"(strftime('%Y-%m-%dT%H:%M:%S', {expr}, '+8 hours') || '+08:00')"
+
+
 def stream_texts(conn: Connection, stmt: TextClause, params: dict[str, Any],
                  batch: int = 2000) -> Iterator[str]:
     """The single text column of ``stmt``'s rows, fetched ``batch`` rows at a time."""

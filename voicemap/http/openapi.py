@@ -53,6 +53,27 @@ def _property_example(prop: ogc.Property) -> Any:
                                                            EXAMPLE_TEXT.get(prop.name, "x"))
 
 
+FILTER = _param("filter", "query", "a CQL2 filter over the queryables (basic CQL2 and the "
+                "S_* spatial functions)", {"type": "string"}, "")
+SORTBY = _param("sortby", "query", "comma-separated queryables, - before a name for "
+                "descending; the id always breaks ties", {"type": "string"}, "")
+
+
+def _filter_example(c: ogc.Collection) -> str:
+    """A filter over this collection's first enumerated queryable and a box."""
+    box = "S_INTERSECTS(geometry, BBOX(116.3,39.8,116.5,40.0))"
+    prop = next((p for p in c.properties if p.enum), None)
+    return f"{prop.name} = '{_property_example(prop)}' AND {box}" if prop else box
+
+
+def _sortby_example(c: ogc.Collection) -> str:
+    """A sort by this collection's first enumerated queryable, then an integer descending."""
+    first = next((p.name for p in c.properties if p.enum), None)
+    number = next((p.name for p in c.properties if p.type == "integer" and p.name != c.key),
+                  None)
+    return ",".join(n for n in (first, number and f"-{number}") if n) or c.key
+
+
 def _schema_type(prop: ogc.Property) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": {"text": "string", "real": "number"}.get(prop.type,
                                                                                prop.type)}
@@ -71,7 +92,8 @@ def _collection_paths(c: ogc.Collection, config: dict[str, Any]) -> dict[str, An
                                                for p in c.properties}}
     feature = {"type": "object", "required": ["type", "id", "geometry", "properties"],
                "properties": {"type": {"type": "string", "enum": ["Feature"]},
-                              "id": {"type": "string"},
+                              "id": {"type": "integer" if c.key_type == "integer"
+                                     else "string"},
                               "geometry": {"$ref": "#/components/schemas/Geometry"},
                               "properties": props,
                               "links": {"type": "array",
@@ -111,8 +133,10 @@ def _collection_paths(c: ogc.Collection, config: dict[str, Any]) -> dict[str, An
                                {"type": "array", "minItems": 4, "maxItems": 6,
                                 "items": {"type": "number"}},
                                [float(v) for v in small.split(",")], style="form"),
-                           ref("bbox-crs"), ref("crs"), ref("filter"), ref("filter-lang"),
-                           ref("filter-crs"), ref("sortby"), ref("cursor"),
+                           ref("bbox-crs"), ref("crs"),
+                           {**FILTER, "example": _filter_example(c)}, ref("filter-lang"),
+                           ref("filter-crs"), {**SORTBY, "example": _sortby_example(c)},
+                           ref("cursor"),
                            *queryable_params],
             "responses": {"200": _ok("a page of features", collection,
                                      "application/geo+json"),
@@ -170,25 +194,22 @@ def document(base_url: str, config: dict[str, Any]) -> dict[str, Any]:
         "crs": _param("crs", "query", "the CRS of the answer's coordinates (EPSG:4326 is "
                       "latitude first, EPSG:3857 metres); the Content-Crs header names it",
                       crs, ogc.EPSG4326),
-        "filter": _param("filter", "query", "a CQL2 filter over the queryables (basic CQL2 "
-                         "and the S_* spatial functions)", {"type": "string"},
-                         "category = 'museum' AND S_INTERSECTS(geometry, "
-                         "BBOX(116.3,39.8,116.5,40.0))"),
+        "filter": {**FILTER, "example": "category = 'museum' AND S_INTERSECTS(geometry, "
+                                        "BBOX(116.3,39.8,116.5,40.0))"},
         "filter-lang": _param("filter-lang", "query", "the filter's encoding",
                               {"type": "string", "enum": list(ogc.FILTER_LANGS),
                                "default": "cql2-text"}, "cql2-text"),
         "filter-crs": _param("filter-crs", "query", "the CRS of the filter's geometries",
                              crs, ogc.CRS84),
-        "sortby": _param("sortby", "query", "comma-separated queryables, - before a name for "
-                         "descending; the id always breaks ties", {"type": "string"},
-                         "category,-min_age"),
+        "sortby": {**SORTBY, "example": "category,-min_age"},
         "cursor": _param("cursor", "query", "where a page starts: given by the next and prev "
                          "links, opaque", {"type": "string"}, ""),
     }
     return {
         "openapi": "3.0.3",
         "info": {"title": "voicemap: OGC API - Features", "version": "1.0.0",
-                 "description": "Beijing's child-friendly venues, WGS-84, for GIS tools.",
+                 "description": "Beijing's child-friendly venues, public children's works "
+                                "and activities, WGS-84, for GIS tools.",
                  "license": {"name": "see the data dictionary of /api/venues"}},
         "servers": [{"url": base_url}],
         "tags": [{"name": "service"}, *({"name": c} for c in ogc.COLLECTIONS)],
