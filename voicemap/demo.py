@@ -149,6 +149,7 @@ def make_articles(session: Session) -> list[Article]:
             "section": section, "slug": slug, "title_zh": SAMPLE["zh"] + title_zh,
             "title_en": SAMPLE["en"] + title_en, "body_zh": body_zh + SAMPLE_NOTE["zh"],
             "body_en": body_en + SAMPLE_NOTE["en"], "status": "published"}))
+    return made
 
 
 # --- demo works for the "Me and my city" campaign ------------------------------------------
