@@ -177,14 +177,6 @@ def postgis_site(tmp_path_factory):
         s.app.extensions["voicemap.engine"].dispose()
 
 
-@pytest.fixture(scope="session")
-def browser():
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
-
-
 @dataclass
 class Visit:
     """A page in its own browser context, with what it tried that it should not have."""
@@ -552,7 +544,9 @@ def test_gaode_basemap_shifts_markers_and_sends_wgs84(gaode_site, visit):
         assert (lng, lat) == pytest.approx(wgs84_to_gcj02(wlon, wlat), abs=1e-9)
     # The map's view in the URL stays WGS-84 even though the map is drawn in GCJ-02.
     q = parse_qs(urlsplit(v.page.url).query)
-    assert float(q["lat"][0]) == pytest.approx(39.90, abs=1e-5)
+    # (GCJ-02 would be ~0.0013 degrees off here; 1e-4 allows the sub-pixel move Leaflet
+    # makes when the page's layout resizes the map after the view is set.)
+    assert float(q["lat"][0]) == pytest.approx(39.90, abs=1e-4)
     with v.page.expect_request(re.compile(r"/api/nearest\?")) as req:
         v.page.click("#vm-near-btn")
     sent = parse_qs(urlsplit(req.value.url).query)

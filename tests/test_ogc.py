@@ -701,33 +701,27 @@ CHROMIUM = "/usr/bin/chromium"
 @pytest.mark.parametrize("width", [320, 360])
 @pytest.mark.parametrize("path", ["/collections/venues/items/v00007?f=html",
                                   "/collections/venues/items?f=html&limit=20"])
-def test_html_pages_fit_a_phone_and_draw_the_map(site, path, width):
+def test_html_pages_fit_a_phone_and_draw_the_map(site, browser, path, width):
     """Headless Chromium: the page fits the screen, the map draws from the app's own
     assets (tiles answered locally), and the script breaks no CSP rule."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}")
-    playwright = pytest.importorskip("playwright.sync_api")
     shots = Path(__file__).resolve().parent.parent / "test-output" / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM,
-                                    args=["--no-sandbox", "--disable-gpu"])
-        try:
-            page = browser.new_page(viewport={"width": width, "height": 740})
-            errors: list[str] = []
-            page.on("console", lambda m: m.type == "error" and errors.append(m.text))
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.route("https://tile.openstreetmap.org/**",
-                       lambda route: route.fulfill(status=204))
-            page.goto(site.base + path)
-            page.wait_for_selector("#ogc-map .leaflet-marker-pane path, "
-                                   "#ogc-map .leaflet-overlay-pane path", state="attached")
-            name = path.split("?")[0].strip("/").replace("/", "-")
-            page.screenshot(path=str(shots / f"ogc-{site.backend}-{name}-{width}.png"),
-                            full_page=True)
-            overflow = page.evaluate("document.documentElement.scrollWidth")
-        finally:
-            browser.close()
+    page = browser.new_page(viewport={"width": width, "height": 740})
+    try:
+        errors: list[str] = []
+        page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.route("https://tile.openstreetmap.org/**",
+                   lambda route: route.fulfill(status=204))
+        page.goto(site.base + path)
+        page.wait_for_selector("#ogc-map .leaflet-marker-pane path, "
+                               "#ogc-map .leaflet-overlay-pane path", state="attached")
+        name = path.split("?")[0].strip("/").replace("/", "-")
+        page.screenshot(path=str(shots / f"ogc-{site.backend}-{name}-{width}.png"),
+                        full_page=True)
+        overflow = page.evaluate("document.documentElement.scrollWidth")
+    finally:
+        page.close()
     assert overflow <= width
     assert errors == []
 

@@ -9,7 +9,7 @@ from test_map_browser import VIEW
 from voicemap import activities, db
 
 # The map tests' fixtures: a browser, and the sites with their venues.
-browser, visit = harness.browser, harness.visit
+visit = harness.visit  # the browser fixture is conftest's
 site, postgis_site, spatialite_db = harness.site, harness.postgis_site, harness.spatialite_db
 
 DAY = "2027-03-06"  # a Saturday

@@ -12,7 +12,7 @@ import pytest
 from helpers import feature, load
 
 pytest.importorskip("playwright.sync_api")
-from test_map_browser import ARGS, CHROMIUM, SHOTS, TILE, serve  # noqa: E402
+from test_map_browser import SHOTS, TILE, serve  # noqa: E402
 
 from voicemap import create_app, db  # noqa: E402
 from voicemap import works as service  # noqa: E402
@@ -60,18 +60,6 @@ def site(tmp_path_factory):
     yield url, work_id, base
     server.shutdown()
     app.extensions["voicemap.engine"].dispose()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture

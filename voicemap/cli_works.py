@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import click
 
-from . import db
 from .cli import AppContext, _store_and_limits, main, pass_ctx, run
 
 
@@ -34,7 +33,7 @@ def campaign_create(obj: AppContext, campaign_id: str, title_zh: str, title_en: 
                     age_groups: tuple[str, ...], description_zh: str | None,
                     description_en: str | None, status: str) -> None:
     """Create a campaign (a draft unless --status says otherwise)."""
-    from . import works
+    from . import db, works
 
     def go():
         with obj.app.app_context():
@@ -50,7 +49,7 @@ def campaign_create(obj: AppContext, campaign_id: str, title_zh: str, title_en: 
 @pass_ctx
 def campaign_list(obj: AppContext) -> None:
     """Every campaign: id, status, dates (Beijing time), kinds, age groups."""
-    from . import works
+    from . import db, works
 
     def go():
         with obj.app.app_context():
@@ -67,7 +66,7 @@ def campaign_list(obj: AppContext) -> None:
 @pass_ctx
 def campaign_set_status(obj: AppContext, campaign_id: str, status: str) -> None:
     """Set a campaign's status: draft, open, judging or closed."""
-    from . import works
+    from . import db, works
 
     def go():
         with obj.app.app_context():
@@ -91,7 +90,7 @@ def review() -> None:
 @pass_ctx
 def review_list(obj: AppContext, show_all: bool) -> None:
     """Works waiting for review (id, campaign, kind, age group, title; flags)."""
-    from . import works
+    from . import db, works
 
     def go():
         with obj.app.app_context():
@@ -107,7 +106,7 @@ def review_list(obj: AppContext, show_all: bool) -> None:
 
 
 def _decide(obj: AppContext, work_id: str, action: str, reason: str | None = None) -> None:
-    from . import works
+    from . import db, works
 
     def go():
         with obj.app.app_context():
@@ -146,7 +145,7 @@ def review_flag(obj: AppContext, work_id: str, reason: str | None) -> None:
 @pass_ctx
 def demo_works(obj: AppContext) -> None:
     """Create the open demo campaign me-and-my-city with a few labelled synthetic works."""
-    from . import demo
+    from . import db, demo
 
     def go():
         store, limits = _store_and_limits(obj.app)
