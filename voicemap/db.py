@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -82,11 +83,35 @@ def _on_sqlite_connect(dbapi_conn, _record, busy_timeout_ms: int = SQLITE_BUSY_T
             "install libsqlite3-mod-spatialite (scripts/run does), or set "
             "SPATIALITE_LIBRARY_PATH to the library's path."
         ) from exc
-    # WAL: readers never wait for the writer; the busy timeout makes a second writer wait
-    # for the first instead of failing at once.
-    for pragma in ("foreign_keys = ON", "journal_mode = WAL", "synchronous = NORMAL",
-                   f"busy_timeout = {int(busy_timeout_ms)}"):
+    # The busy timeout first: it makes a second writer wait for the first instead of failing
+    # at once, and the pragmas below may have to wait too.
+    dbapi_conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    _journal_mode_wal(dbapi_conn, busy_timeout_ms)
+    for pragma in ("foreign_keys = ON", "synchronous = NORMAL"):
         dbapi_conn.execute("PRAGMA " + pragma)
+
+
+def _journal_mode_wal(dbapi_conn, budget_ms: int) -> None:
+    """Put the file in WAL mode (readers never wait for the writer), waiting for others.
+
+    Switching needs the file's exclusive lock. On a new file that two processes open at once
+    (two workers, two ``db upgrade``s) both hold a shared lock and want it, and SQLite
+    answers one of them "database is locked" at once, without calling its busy handler (the
+    wait could deadlock). That one steps back and tries again, within the busy budget; once
+    the file is in WAL mode the pragma needs no lock.
+    """
+    deadline = time.monotonic() + budget_ms / 1000
+    delay = 0.01
+    while True:
+        try:
+            dbapi_conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except Exception as exc:  # the driver's OperationalError (sqlite3 or pysqlite3)
+            text_ = str(exc).lower()
+            if ("locked" not in text_ and "busy" not in text_) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.25)
 
 
 def _on_sqlite_begin(conn) -> None:
