@@ -28,8 +28,9 @@ GEOJSON = "application/geo+json"
 # can read only what anyone can.
 PUBLIC = frozenset({"api.venue_list", "api.venue_detail", "api.nearest", "api.category_list",
                     "clips.venue_clips", "pages.map_venues"})
-# Blueprints all of whose endpoints are public reads (OGC API - Features), under these paths.
-PUBLIC_BLUEPRINTS = frozenset({"ogc"})
+# Blueprints all of whose endpoints are public reads (OGC API - Features and its vector
+# tiles), under these paths.
+PUBLIC_BLUEPRINTS = frozenset({"ogc", "tiles"})
 CORS_PATHS = ("/api/", "/ogc")
 PREFLIGHT = {"Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
              "Access-Control-Allow-Headers": "Accept, Accept-Language, If-None-Match",
@@ -38,7 +39,8 @@ PREFLIGHT = {"Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
 
 @bp.after_app_request
 def cors(response: Response) -> Response:
-    """``Access-Control-Allow-Origin: *`` on public GETs under /api/, and their preflights."""
+    """``Access-Control-Allow-Origin: *`` on public GETs under /api/ and /ogc (features and
+    tiles), and their preflights: the one place CORS is written."""
     if not request.path.startswith(CORS_PATHS) or "Authorization" in request.headers:
         return response
     try:
@@ -49,7 +51,8 @@ def cors(response: Response) -> Response:
     if not public or request.method not in ("GET", "HEAD", "OPTIONS"):
         return response
     response.headers["Access-Control-Allow-Origin"] = "*"
-    response.headers["Access-Control-Expose-Headers"] = "Content-Disposition, Content-Crs"
+    response.headers["Access-Control-Expose-Headers"] = ("Content-Disposition, Content-Crs, "
+                                                         "ETag")
     if request.method == "OPTIONS":
         response.status_code = 204
         response.set_data(b"")
