@@ -196,3 +196,16 @@ def test_venue_list_checks_everything_before_streaming(client, loaded, query):
     r = client.get(f"/api/venues?{query}")
     assert r.status_code == 400
     assert r.get_json()["error"]
+
+
+def test_bbox_is_exact_to_the_last_digit(app, client):
+    """A venue 0.3 m east of the box (3e-6 degrees) is outside it, though the spatial index
+    keeps points as float32 boxes (a float32 step at longitude 116 is 7.6e-6 degrees)."""
+    import numpy as np
+
+    edge = 116.4
+    load(app, [feature("inside", edge - 3e-6, 39.9), feature("outside", edge + 3e-6, 39.9),
+               feature("on-edge", edge, 39.95)])
+    assert np.float32(edge + 3e-6) - np.float32(edge) < 1e-5  # the index cannot tell
+    doc = client.get(f"/api/venues?bbox=116.3,39.8,{edge},40.0").get_json(force=True)
+    assert sorted(f["id"] for f in doc["features"]) == ["inside", "on-edge"]
