@@ -27,7 +27,12 @@ GEOJSON = "application/geo+json"
 # takes a token or writes is here, and credentials are never allowed: a cross-site request
 # can read only what anyone can.
 PUBLIC = frozenset({"api.venue_list", "api.venue_detail", "api.nearest", "api.category_list",
-                    "clips.venue_clips", "pages.map_venues"})
+                    "clips.venue_clips", "pages.map_venues",
+                    # public works (a private one answers 404 without a token), campaigns,
+                    # activities and information pages
+                    "works.campaigns", "works.campaign", "works.works", "works.work",
+                    "works.map_works", "activities.listing", "activities.detail",
+                    "activities.venue_activities", "info.listing"})
 # Blueprints all of whose endpoints are public reads (OGC API - Features and its vector
 # tiles), under these paths.
 PUBLIC_BLUEPRINTS = frozenset({"ogc", "tiles"})
