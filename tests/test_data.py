@@ -145,7 +145,7 @@ PENDING = frozenset({
     "beijing-concert-hall", "beijing-exhibition-theatre", "beijing-garden-expo-park",
     "beijing-lu-xun-museum", "beijing-milu-park", "beijing-performing-arts-centre",
     "beijing-science-center", "beijing-stone-carving-art-museum", "beijing-world-park",
-    "beijing-zoo", "capital-library-childrens-library", "capital-library-of-china",
+    "beijing-zoo",
     "chaoyang-district-library", "chaoyang-theatre",
     "china-international-exhibition-center-jinganzhuang",
     "china-international-exhibition-center-shunyi", "china-millennium-monument",
