@@ -153,7 +153,6 @@ PENDING = frozenset({
     "china-national-childrens-theatre", "china-railway-museum-zhengyangmen",
     "chinese-ethnic-culture-park",
     "cpc-history-exhibition-hall", "dongcheng-first-library",
-    "forbidden-city-concert-hall",
     "haidian-park", "happy-valley-beijing", "honglou-public-library",
     "huangchenggen-relics-park", "jiaolou-library", "liangmahe-park-playground",
     "mei-lanfang-grand-theatre", "nanhaizi-park", "national-agricultural-exhibition-center",
