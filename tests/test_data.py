@@ -144,7 +144,7 @@ PENDING = frozenset({
     "beijing-aquarium", "beijing-auto-museum",
     "beijing-concert-hall", "beijing-exhibition-theatre", "beijing-garden-expo-park",
     "beijing-lu-xun-museum", "beijing-milu-park", "beijing-performing-arts-centre",
-    "beijing-science-center", "beijing-stone-carving-art-museum", "beijing-world-park",
+    "beijing-science-center", "beijing-world-park",
     "beijing-zoo",
     "chaoyang-district-library", "chaoyang-theatre",
     "china-international-exhibition-center-jinganzhuang",
