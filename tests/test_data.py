@@ -144,8 +144,8 @@ PENDING = frozenset({
     "beijing-aquarium", "beijing-auto-museum",
     "beijing-concert-hall", "beijing-exhibition-theatre", "beijing-garden-expo-park",
     "beijing-lu-xun-museum", "beijing-milu-park", "beijing-performing-arts-centre",
-    "beijing-science-center", "beijing-stone-carving-art-museum", "beijing-world-park",
-    "beijing-zoo", "capital-library-childrens-library", "capital-library-of-china",
+    "beijing-science-center", "beijing-world-park",
+    "beijing-zoo",
     "chaoyang-district-library", "chaoyang-theatre",
     "china-international-exhibition-center-jinganzhuang",
     "china-international-exhibition-center-shunyi", "china-millennium-monument",
@@ -153,7 +153,6 @@ PENDING = frozenset({
     "china-national-childrens-theatre", "china-railway-museum-zhengyangmen",
     "chinese-ethnic-culture-park",
     "cpc-history-exhibition-hall", "dongcheng-first-library",
-    "forbidden-city-concert-hall",
     "haidian-park", "happy-valley-beijing", "honglou-public-library",
     "huangchenggen-relics-park", "jiaolou-library", "liangmahe-park-playground",
     "mei-lanfang-grand-theatre", "nanhaizi-park", "national-agricultural-exhibition-center",
@@ -188,8 +187,8 @@ def test_every_district_has_a_venue(doc):
 
 
 # Districts that still have a single venue (the issue asks for at least two everywhere); the
-# set may only shrink.
-THIN = frozenset({"Miyun"})
+# set may only shrink. Empty since Gubei Water Town joined the Simatai Great Wall in Miyun.
+THIN: frozenset[str] = frozenset()
 
 
 def test_every_district_has_two_venues_but_the_named_few(doc):
