@@ -230,7 +230,7 @@ def test_a_fresh_upload_is_shown_first_with_its_processed_result(client, tokens,
     page = client.get(r.headers["Location"]).get_data(as_text=True)
     assert "“Newest clip”" in page  # the message
     fresh, form = page.index('class="fresh"'), page.index('id="upload"')
-    assert fresh < page.index("<h3>Newest clip") < form < page.index("<h3>Older clip")
+    assert fresh < page.index(">Newest clip") < form < page.index(">Older clip")
     # its processed result: duration and loudness, and a player for the processed file
     fresh_part = page[fresh:form]
     assert re.search(r"\d+\.\d 秒 · -1[4-8]\.\d LUFS", fresh_part), fresh_part

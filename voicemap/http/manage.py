@@ -123,8 +123,11 @@ def error_text(exc: VoicemapError) -> str:
     details = dict(exc.details)
     param = details.get("param")
     key = f"mg_err_{exc.code}"
-    if exc.code in ("bad_request", "no_consent") and param in PARAM_MESSAGES:
-        key = f"mg_err_param_{param}"
+    if exc.code in ("bad_request", "no_consent"):
+        # A generic code: the field says which message; else the service's own words.
+        key = f"mg_err_param_{param}" if param in PARAM_MESSAGES else "mg_err_generic"
+    if exc.code == "rate_limited" and request.endpoint == "manage.signin":
+        key = "mg_err_rate_limited_auth"
     if key not in t:
         key = "mg_err_generic"
     values = {k: v for k, v in details.items() if isinstance(v, (int, float, str))}
