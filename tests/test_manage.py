@@ -173,6 +173,19 @@ def test_pages_follow_the_chosen_language_only(client, tokens):
     page = client.get("/manage/venues/museum-a?lang=zh").get_data(as_text=True)
     assert "添加录音" in page and "Add a recording" not in page
     assert "博物馆" in client.get("/manage/").get_data(as_text=True)  # category names
+    # Error pages too; an expired form is a 400 page in the chosen language.
+    client.post("/manage/signout", data={"csrf": csrf(client)})
+    sign_in(client, tokens["alice"])
+    denied = client.get("/manage/venues/park-b?lang=en")
+    assert denied.status_code == 403 and "You do not manage this venue." in denied.get_data(
+        as_text=True)
+    denied = client.get("/manage/venues/park-b?lang=zh")
+    assert "您不是这个场馆的管理员" in denied.get_data(as_text=True)
+    expired = client.post("/manage/venues/museum-a/clips", data={"csrf": "old"})
+    assert expired.status_code == 400 and "表单已过期" in expired.get_data(as_text=True)
+    missing = client.get("/manage/clips/nope/edit?lang=en")
+    assert missing.status_code == 404 and "No such page or clip." in missing.get_data(
+        as_text=True)
 
 
 def post_upload(client, token, src, lang="zh", accept=None, **fields):

@@ -442,6 +442,10 @@ def _error_page(status: int, message: str):
 
 @bp.errorhandler(VoicemapError)
 def voicemap_error(exc: VoicemapError):
+    if exc.status >= 500:  # the application's handler logs and counts these
+        app_handler = current_app.error_handler_spec[None][None].get(VoicemapError)
+        if app_handler is not None:
+            return app_handler(exc)
     if request.accept_mimetypes.best == "application/json":
         return jsonify({**exc.to_dict(), "message": error_text(exc)}), exc.status, exc.headers
     response = make_response(_error_page(exc.status, error_text(exc)))
@@ -449,14 +453,17 @@ def voicemap_error(exc: VoicemapError):
     return response
 
 
-@bp.errorhandler(HTTPException)
 def http_error(exc: HTTPException):
+    """400 (the CSRF check), 403, 404 and 413 as a page in the page's language; other HTTP
+    errors go to the application's handlers."""
     code = exc.code or 500
     key = {400: "mg_err_csrf" if g.get("csrf_failed") else "mg_err_bad_request",
-           403: "mg_err_forbidden", 404: "mg_err_not_found", 413: "mg_err_too_large"}.get(code)
-    if key is None:
-        return exc
+           403: "mg_err_forbidden", 404: "mg_err_not_found", 413: "mg_err_too_large"}[code]
     if request.accept_mimetypes.best == "application/json":
         return jsonify({"error": exc.description, "code": key[7:], "message": tr(key)}), code
     limit = current_app.config.get("MAX_UPLOAD_BYTES") or 0
     return _error_page(code, tr(key, limit_mb=f"{limit / 1048576:.0f}"))
+
+
+for _code in (400, 403, 404, 413):
+    bp.register_error_handler(_code, http_error)
