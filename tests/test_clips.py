@@ -450,3 +450,91 @@ def test_deletion_waits_for_an_upload_of_the_same_bytes(app, client, setup):
         assert done.is_set()
         assert store.exists("published", shas[0])
         assert store.exists("originals", shas[1])
+
+
+# --- editing and replacing ---------------------------------------------------------------------
+
+
+def test_patch_changes_title_and_transcript_only(app, client, setup):
+    clip = upload(client, setup["alice"], speech(setup["audio"], "g.wav"), title="Old").get_json()
+    url = f"/api/clips/{clip['id']}"
+    r = client.patch(url, json={"title": "Bells", "transcript": "Hello bells"},
+                     headers=bearer(setup["alice"]))
+    assert r.status_code == 200, r.get_json()
+    assert (r.get_json()["title"], r.get_json()["transcript"]) == ("Bells", "Hello bells")
+    r = client.patch(url, json={"title": None}, headers=bearer(setup["alice"]))
+    assert r.get_json()["title"] is None and r.get_json()["transcript"] == "Hello bells"
+    for body, param in (({"transcript": ""}, "transcript"), ({"narrator_name": "Bo"},
+                                                             "narrator_name"),
+                        ({"status": "published"}, "status"), ({"title": "x" * 201}, "title"),
+                        ({"title": "a\u202eb"}, "title")):
+        r = client.patch(url, json=body, headers=bearer(setup["alice"]))
+        assert r.status_code == 400, body
+        assert r.get_json()["param"] == param
+    assert client.patch(url, json=[1], headers=bearer(setup["alice"])).status_code == 400
+    assert client.patch(url, json={"title": "x"}).status_code == 401
+    # Bob manages another venue: the pending clip does not exist for him.
+    assert client.patch(url, json={"title": "x"}, headers=bearer(setup["bob"])).status_code \
+        == 404
+    client.post(f"{url}/reject", json={"reason": "too quiet"}, headers=bearer(setup["admin"]))
+    r = client.patch(url, json={"transcript": "Hello again"}, headers=bearer(setup["alice"]))
+    assert (r.get_json()["status"], r.get_json()["reject_reason"]) == ("pending", None)
+    client.post(f"{url}/publish", headers=bearer(setup["admin"]))
+    r = client.patch(url, json={"title": "Published"}, headers=bearer(setup["alice"]))
+    assert r.get_json()["status"] == "published"
+    assert client.get(url).get_json()["title"] == "Published"
+
+
+def test_replacing_audio_goes_back_to_review_and_keeps_no_old_files(app, client, setup):
+    clip = upload(client, setup["alice"], speech(setup["audio"], "g.wav")).get_json()
+    url = f"/api/clips/{clip['id']}"
+    client.post(f"{url}/publish", headers=bearer(setup["admin"]))
+    old = set(_files_outside_tmp(app))
+    old_mp3 = client.get(clip["audio_url"]).get_data()
+
+    def put(token, path, name=None):
+        with open(path, "rb") as fh:
+            return client.put(f"{url}/audio", data={"file": (fh, name or path.name)},
+                              headers=bearer(token), content_type="multipart/form-data")
+
+    # Refusals change nothing: not audio, nobody, another venue's manager, no file.
+    junk = _write(setup["audio"] / "junk.mp3", b"not audio" * 100)
+    r = put(setup["alice"], junk)
+    assert r.status_code == 422 and r.get_json()["code"] == "not_audio"
+    with open(junk, "rb") as fh:
+        assert client.put(f"{url}/audio", data={"file": (fh, "j.mp3")},
+                          content_type="multipart/form-data").status_code == 401
+    assert put(setup["bob"], junk).status_code == 403
+    assert client.put(f"{url}/audio", data={}, headers=bearer(setup["alice"]),
+                      content_type="multipart/form-data").get_json()["param"] == "file"
+    assert set(_files_outside_tmp(app)) == old
+    assert client.get(clip["audio_url"]).get_data() == old_mp3
+
+    r = put(setup["alice"], speech(setup["audio"], "new.m4a", "zh"))
+    assert r.status_code == 200, r.get_json()
+    body = r.get_json()
+    assert (body["id"], body["status"], body["reviewed_at"]) == (clip["id"], "pending", None)
+    assert body["duration_ms"] != clip["duration_ms"]
+    assert client.get(clip["audio_url"]).status_code == 404  # not public until reviewed
+    new = set(_files_outside_tmp(app))
+    assert len(new) == 2 and not new & old  # the old MP3 and original are gone
+    client.post(f"{url}/publish", headers=bearer(setup["admin"]))
+    assert client.get(clip["audio_url"]).get_data() != old_mp3
+    with app.app_context():
+        from voicemap import clips
+        from voicemap.storage import media_store
+        assert clips.fsck(db.get_session(), media_store()).clean
+
+
+def test_replacing_with_bytes_another_clip_shares_keeps_them(app, client, setup):
+    src = speech(setup["audio"], "g.ogg")
+    shared = upload(client, setup["admin"], src, venue="park-b").get_json()
+    mine = upload(client, setup["admin"], src).get_json()
+    assert len(_files_outside_tmp(app)) == 2
+    with open(speech(setup["audio"], "other.wav", "zh"), "rb") as fh:
+        r = client.put(f"/api/clips/{mine['id']}/audio", data={"file": (fh, "other.wav")},
+                       headers=bearer(setup["admin"]), content_type="multipart/form-data")
+    assert r.status_code == 200
+    assert len(_files_outside_tmp(app)) == 4  # the shared files stay for the other clip
+    client.delete(f"/api/clips/{shared['id']}", headers=bearer(setup["admin"]))
+    assert len(_files_outside_tmp(app)) == 2

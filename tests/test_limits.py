@@ -102,7 +102,7 @@ def test_manage_sign_in_failures_are_limited(app, client):
     assert r.status_code == 429
     assert r.mimetype == "text/html"
     assert 1 <= int(r.headers["Retry-After"]) <= 60
-    assert "too many failed sign-ins" in r.get_data(as_text=True)
+    assert "登录失败次数太多" in r.get_data(as_text=True)  # in the page's language
     # Bearer checks from the same address share the count of failures.
     assert_rate_limited(clips_with(client, tokens["alice"]), most=60)
     assert sign_in(client.application.test_client(), tokens["alice"]).status_code == 429

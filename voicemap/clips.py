@@ -313,6 +313,101 @@ def delete(session: Session, store: Store, clip_id: str, manager: Manager | None
     _discard(session, store, files)
 
 
+def check_text_edit(form: dict[str, Any]) -> dict[str, str | None]:
+    """The fields an edit may change (``title``, ``transcript``; only those sent), checked
+    with the rules of an upload."""
+    out: dict[str, str | None] = {}
+    if "title" in form:
+        title = _text(form, "title") or None
+        if title and len(title) > 200:
+            raise BadRequest("title is longer than 200 characters", param="title")
+        out["title"] = title
+    if "transcript" in form:
+        transcript = _text(form, "transcript")
+        if not transcript:
+            raise BadRequest("a transcript is required: families who cannot hear the clip "
+                             "read it", param="transcript")
+        if len(transcript) > 10_000:
+            raise BadRequest("transcript is longer than 10,000 characters", param="transcript")
+        out["transcript"] = transcript
+    if not out:
+        raise BadRequest("send title and/or transcript to change", param="transcript")
+    return out
+
+
+def _back_to_review(clip: Clip) -> None:
+    clip.status = "pending"
+    clip.reject_reason = None
+    clip.reviewed_by = None
+    clip.reviewed_at = None
+
+
+def edit(session: Session, clip_id: str, manager: Manager | None,
+         form: dict[str, Any]) -> Clip:
+    """Change a clip's title and/or transcript (managers of its venue, administrators;
+    None is the command line), committed.
+
+    A published clip stays published (the voice, which was reviewed, is unchanged; fixing a
+    typo must not take a guide off the map); a rejected clip that is edited is sent back to
+    review, since editing it is how a manager answers the reviewer's reason.
+    """
+    clip = get(session, clip_id) if manager is None else get_visible(session, clip_id, manager)
+    if manager is not None:
+        policy.require_clip_manager(manager, clip)
+    changes = check_text_edit(form)
+    for name, value in changes.items():
+        setattr(clip, name, value)
+    if clip.status == "rejected":
+        _back_to_review(clip)
+    session.commit()
+    return clip
+
+
+def replace_audio(session: Session, store: Store, clip_id: str, upload: Path, *,
+                  manager: Manager | None, limits: audio.Limits) -> Clip:
+    """Give a clip a new recording, committed: processed like an upload, and sent back to
+    review (status pending, the earlier decision cleared), so no voice reaches families
+    unreviewed. The clip keeps its id, title, transcript, narrator and consent.
+
+    The clip leaves the public map until the replacement is approved: the earlier audio is
+    not kept (a clip has one recording; the old published and archived files are deleted
+    once the new ones are committed, unless another row shares them), so nothing is left
+    orphaned either way. On any failure nothing changes and the new files are removed.
+    """
+    clip = get(session, clip_id) if manager is None else get_visible(session, clip_id, manager)
+    if manager is not None:
+        policy.require_clip_manager(manager, clip)
+    session.commit()  # no transaction held while the audio is processed
+    with store.scratch("clip-") as work:
+        processed = audio.process(Path(upload), work, limits)
+        original, published = file_sha256(upload), file_sha256(processed.path)
+        created: list[tuple[str, str]] = []
+        with store.locked(original, published):
+            try:
+                for kind, src, sha in (("originals", upload, original),
+                                       ("published", processed.path, published)):
+                    if store.put(kind, src, sha)[1]:
+                        created.append((kind, sha))
+                clip = get(session, clip_id)  # again: it may have been deleted meanwhile
+                old = [("published", clip.audio_sha256), ("originals", clip.original_sha256)]
+                clip.duration_ms = processed.duration_ms
+                clip.loudness_lufs = round(processed.loudness_lufs, 2)
+                clip.true_peak_dbtp = round(processed.true_peak_dbtp, 2)
+                clip.peaks = json.dumps(processed.peaks)
+                clip.audio_sha256, clip.original_sha256 = published, original
+                clip.original_format = processed.source.format
+                clip.uploaded_at = utcnow()  # the uploader and the consent record stay
+                _back_to_review(clip)
+                session.commit()
+            except BaseException:
+                session.rollback()
+                _discard_unreferenced(session, store, created)
+                raise
+    _discard(session, store, [f for f in old if f not in (("published", published),
+                                                          ("originals", original))])
+    return clip
+
+
 def to_dict(clip: Clip, private: bool = False) -> dict[str, Any]:
     """A clip as JSON: what families see, and with ``private`` what managers also see."""
     out: dict[str, Any] = {
@@ -328,7 +423,8 @@ def to_dict(clip: Clip, private: bool = False) -> dict[str, Any]:
             true_peak_dbtp=clip.true_peak_dbtp, original_format=clip.original_format,
             reject_reason=clip.reject_reason, uploaded_by=clip.uploaded_by,
             uploaded_at=_iso(clip.uploaded_at), consent_by=clip.consent_by,
-            consent_at=_iso(clip.consent_at), reviewed_at=_iso(clip.reviewed_at))
+            consent_at=_iso(clip.consent_at), reviewed_at=_iso(clip.reviewed_at),
+            reviewed_by=clip.reviewed_by)
     return out
 
 

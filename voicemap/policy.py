@@ -10,6 +10,8 @@ The rules:
 
 * a venue's clips are managed (attached, seen while pending, deleted) by a manager of that
   venue (any of them, not only the uploader) or an administrator;
+* a clip's title and transcript are edited, and its audio replaced, by the same people who
+  may delete it (a manager of its venue or an administrator);
 * reviewing (publishing, rejecting) and the review queue are for administrators;
 * a clip's private fields (guardian, uploader, review notes) are shown to administrators
   and to the manager who uploaded it.
@@ -62,3 +64,14 @@ def can_see_private(principal: Manager | None, clip: Clip) -> bool:
     """Whether the principal sees the clip's private fields: an administrator or its
     uploader."""
     return principal is not None and (principal.is_admin or clip.uploaded_by == principal.id)
+
+
+def can_manage_clip(principal: Manager | None, clip: Clip) -> bool:
+    """Whether the principal may edit, replace or delete this clip: a manager of its venue
+    or an administrator."""
+    return can_manage_venue(principal, clip.venue_id)
+
+
+def require_clip_manager(principal: Manager | None, clip: Clip) -> Manager:
+    """A manager of the clip's venue or an administrator, or Unauthorized/Forbidden."""
+    return require_venue_manager(principal, clip.venue_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,40 @@ def venue_page_url(app: Flask, venue_id: str) -> str:
         raise BadRequest("set VOICEMAP_PUBLIC_URL (e.g. https://voicemap.example.org) so that "
                          "the posters' QR codes point at the public site")
     return f"{base}/venues/{venue_id}"
+
+
+def _base_url(app: Flask, fallback_base: str | None) -> str:
+    base = (app.config.get("PUBLIC_URL") or fallback_base or "").rstrip("/")
+    if not base:
+        venue_page_url(app, "")  # raises the BadRequest that says what to set
+    return base
+
+
+def poster_html(app: Flask, venue_id: str, fallback_base: str | None = None) -> str:
+    """One venue's poster page (what ``write_posters`` writes as ``<id>.html``), rendered
+    in the current app context. The QR code points at PUBLIC_URL, else ``fallback_base``
+    (the address /manage was reached at). :raises NotFound: no such venue."""
+    feature = json.loads(venues.get_feature(db.get_session(), venue_id))
+    p = feature["properties"]
+    url = f"{_base_url(app, fallback_base)}/venues/{p['id']}"
+    return _render([{"p": p, "url": url,
+                     "cat": categories.get(p["category"]) or categories.CATEGORIES[0],
+                     "qr": segno.make(url, error="m").svg_inline(omitsize=True, border=0)}])
+
+
+def qr_file(app: Flask, venue_id: str, fmt: str, fallback_base: str | None = None
+            ) -> tuple[bytes, str]:
+    """The QR code to a venue's page as an SVG or a PNG (for print: 10 px modules) and its
+    media type. :raises NotFound: no such venue."""
+    venues.get(db.get_session(), venue_id)
+    url = f"{_base_url(app, fallback_base)}/venues/{venue_id}"
+    qr = segno.make(url, error="m")
+    out = io.BytesIO()
+    if fmt == "svg":
+        qr.save(out, kind="svg", scale=10, border=4, xmldecl=False, title=url)
+        return out.getvalue(), "image/svg+xml"
+    qr.save(out, kind="png", scale=10, border=4)
+    return out.getvalue(), "image/png"
 
 
 def write_posters(app: Flask, out_dir: str | Path) -> list[Path]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from geoalchemy2 import WKTElement
-from sqlalchemy import Connection, Engine, bindparam, func, insert, select, text, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from . import backends, categories, exchange, geo, policy
@@ -140,6 +140,55 @@ def managed_by(session: Session, manager: Manager) -> list[Venue]:
     if policy.is_admin(manager):
         return list(session.execute(select(Venue).order_by(Venue.category, Venue.id)).scalars())
     return sorted(manager.venues, key=lambda v: (v.category, v.id))
+
+
+@dataclass
+class ManagedPage:
+    """One page of the venues a manager manages, after search and filters."""
+
+    venues: list[Venue]
+    total: int  # matching venues, all pages
+    page: int
+    pages: int
+
+
+def _managed_stmt(manager: Manager):
+    stmt = select(Venue)
+    if not policy.is_admin(manager):
+        stmt = stmt.where(Venue.id.in_([v.id for v in manager.venues]))
+    return stmt
+
+
+def search_managed(session: Session, manager: Manager, *, q: str = "",
+                   district: str | None = None, category: str | None = None, page: int = 1,
+                   per_page: int = 20) -> ManagedPage:
+    """The venues this manager manages (every venue for an administrator) whose Chinese or
+    English name contains ``q`` (case-insensitive), in ``district`` and ``category`` when
+    given, by category then id; page ``page`` (from 1, clamped to the last) of ``per_page``.
+    """
+    stmt = _managed_stmt(manager)
+    q = " ".join(q.split())[:100]
+    if q:
+        stmt = stmt.where(or_(func.lower(Venue.name_en).contains(q.lower(), autoescape=True),
+                              Venue.name_zh.contains(q, autoescape=True),
+                              Venue.id == q))
+    if district:
+        stmt = stmt.where(Venue.district == district)
+    if category:
+        stmt = stmt.where(Venue.category == category)
+    total = session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
+    pages = max(1, -(-total // per_page))
+    page = min(max(page, 1), pages)
+    found = session.execute(stmt.order_by(Venue.category, Venue.id)
+                            .limit(per_page).offset((page - 1) * per_page)).scalars()
+    return ManagedPage(list(found), total, page, pages)
+
+
+def districts(session: Session, manager: Manager) -> list[str]:
+    """The districts of the venues this manager manages, sorted."""
+    stmt = _managed_stmt(manager).where(Venue.district.is_not(None))
+    sub = stmt.subquery()
+    return sorted(session.execute(select(sub.c.district).distinct()).scalars())
 
 
 def category_counts(session: Session) -> list[dict[str, Any]]:

@@ -78,6 +78,26 @@ def attach_from_request(venue_id: str, manager) -> clips.Clip:
                                 limits=limits())
 
 
+def replace_from_request(clip_id: str, manager) -> clips.Clip:
+    """A new recording for a clip from the multipart field ``file`` (API and /manage)."""
+    session = db.get_session()
+    clip = clips.get_visible(session, clip_id, manager)
+    policy.require_clip_manager(manager, clip)
+    session.commit()  # the read ended before the body is received
+    upload = request.files.get("file")
+    if upload is None:
+        raise BadRequest("no file: send the recording as the multipart field 'file'",
+                         param="file")
+    store = media_store()
+    with store.scratch("upload-") as work:
+        path = save_upload(upload, work, current_app.config["MAX_UPLOAD_BYTES"])
+        if path.stat().st_size == 0:
+            raise BadRequest("the file is empty", param="file", code="empty")
+        with timed_upload():
+            return clips.replace_audio(session, store, clip_id, path, manager=manager,
+                                       limits=limits())
+
+
 @bp.post("/api/venues/<venue_id>/clips")
 def create(venue_id: str):
     manager = policy.require_signed_in(current_manager())
@@ -100,6 +120,32 @@ def venue_clips(venue_id: str):
 def clip_detail(clip_id: str):
     manager = current_manager()
     clip = clips.get_visible(db.get_session(), clip_id, manager)
+    return jsonify(clips.to_dict(clip, private=policy.can_see_private(manager, clip)))
+
+
+@bp.patch("/api/clips/<clip_id>")
+def update(clip_id: str):
+    """Change a clip's ``title`` and/or ``transcript`` (JSON object or form fields)."""
+    manager = policy.require_signed_in(current_manager())
+    body = request.get_json(silent=True) if request.is_json else request.form.to_dict()
+    if not isinstance(body, dict):
+        raise BadRequest('send a JSON object such as {"title": "...", "transcript": "..."}')
+    unknown = sorted(set(body) - {"title", "transcript"})
+    if unknown:
+        raise BadRequest(f"only title and transcript can be changed, not {', '.join(unknown)}",
+                         param=unknown[0])
+    if any(v is not None and not isinstance(v, str) for v in body.values()):
+        raise BadRequest("title and transcript must be text")
+    clip = clips.edit(db.get_session(), clip_id, manager, body)
+    return jsonify(clips.to_dict(clip, private=policy.can_see_private(manager, clip)))
+
+
+@bp.put("/api/clips/<clip_id>/audio")
+def replace(clip_id: str):
+    """Replace a clip's recording (multipart field ``file``); the clip goes back to review."""
+    manager = policy.require_signed_in(current_manager())
+    count_upload(manager)
+    clip = replace_from_request(clip_id, manager)
     return jsonify(clips.to_dict(clip, private=policy.can_see_private(manager, clip)))
 
 

@@ -1,5 +1,11 @@
 """/manage: venue managers sign in with their token, upload or record clips, and
-administrators review. Session cookie, CSRF token on every form."""
+administrators review. Session cookie, CSRF token on every form.
+
+The pages speak one language, chosen like the public pages' (``?lang=``, else the browser's
+Accept-Language, else Chinese) and remembered in the session, so that forms and redirects
+keep it. Every message shown is an i18n key (``mg_``) of ``web/i18n.json``; a service's
+error is shown through its code (``error_text``), its English message only as a fallback.
+"""
 
 from __future__ import annotations
 
@@ -9,23 +15,28 @@ from functools import wraps
 
 from flask import (
     Blueprint,
+    Response,
     abort,
+    current_app,
     flash,
     g,
+    has_request_context,
     jsonify,
+    make_response,
     redirect,
     render_template,
     request,
     session,
     url_for,
 )
+from werkzeug.exceptions import HTTPException
 
-from .. import auth, clips, db, policy, venues
+from .. import auth, categories, clips, db, policy, venues
 from ..errors import VoicemapError
 from ..limits import authenticate_limited, count_upload
 from ..models import Manager
 from ..storage import media_store
-from .clips import attach_from_request
+from .clips import attach_from_request, replace_from_request
 from .media import send_media
 
 bp = Blueprint("manage", __name__, url_prefix="/manage")
@@ -46,6 +57,7 @@ def check_csrf():
         sent = request.form.get("csrf") or request.headers.get("X-CSRF-Token") or ""
         expected = session.get("csrf", "")
         if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+            g.csrf_failed = True
             abort(400, description="the form has expired or did not come from this site; "
                                    "reload the page and try again")
 
@@ -59,9 +71,108 @@ def headers(response):
     return response
 
 
+LANGS = ("zh", "en")
+
+
+def manage_lang() -> str:
+    """``?lang=`` (remembered in the session), else the session's, else Accept-Language,
+    else zh."""
+    asked = (request.args.get("lang") or "").lower().split("-")[0]
+    if asked in LANGS:
+        session["lang"] = asked
+        return asked
+    if session.get("lang") in LANGS:
+        return session["lang"]
+    return request.accept_languages.best_match(LANGS) or "zh"
+
+
+def strings() -> dict[str, str]:
+    """The interface strings in this request's language."""
+    if "mg_t" not in g:
+        from ..maps import strings as all_strings
+
+        g.mg_lang = manage_lang()
+        g.mg_t = all_strings(g.mg_lang)
+    return g.mg_t
+
+
+def lang() -> str:
+    strings()
+    return g.mg_lang
+
+
+def tr(key: str, **values) -> str:
+    """The string ``key`` in this request's language, with ``{name}`` filled in."""
+    text = strings().get(key)
+    if text is None:  # a missing key shows itself rather than failing the page
+        return key
+    return text.format(**values) if values else text
+
+
+# Parameters whose BadRequest has its own message (mg_err_param_<name>).
+PARAM_MESSAGES = ("narrator_name", "narrator_age", "lang", "transcript", "title",
+                  "consent_by", "consent", "file", "reason")
+
+
+def error_text(exc: VoicemapError) -> str:
+    """A service error in the page's language: by its code (``mg_err_<code>``), or for a
+    generic bad request by the field it names (``mg_err_param_<param>``). The details the
+    error carries (limits, durations) fill the message's placeholders; the API keeps the
+    English message."""
+    t = strings()
+    details = dict(exc.details)
+    param = details.get("param")
+    key = f"mg_err_{exc.code}"
+    if exc.code in ("bad_request", "no_consent"):
+        # A generic code: the field says which message; else the service's own words.
+        key = f"mg_err_param_{param}" if param in PARAM_MESSAGES else "mg_err_generic"
+    if exc.code == "rate_limited" and request.endpoint == "manage.signin":
+        key = "mg_err_rate_limited_auth"
+    if key not in t:
+        key = "mg_err_generic"
+    values = {k: v for k, v in details.items() if isinstance(v, (int, float, str))}
+    if "limit_bytes" in values:
+        values["limit_mb"] = f"{values['limit_bytes'] / 1048576:.0f}"
+    for name in ("max_duration_s", "min_duration_s", "duration_s"):
+        values.setdefault(name, "?")
+    values.setdefault("limit_mb", "?")
+    values.setdefault("retry_after", "?")
+    values["detail"] = exc.message
+    try:
+        return t[key].format(**values)
+    except (KeyError, IndexError, ValueError):
+        return exc.message
+
+
+def category_label(category_id: str) -> str:
+    cat = categories.get(category_id)
+    return cat.label(lang()) if cat else category_id
+
+
+def venue_name(venue) -> str:
+    """The venue's name in the page's language (the other one when it has none)."""
+    first, second = (venue.name_zh, venue.name_en) if lang() == "zh" else (venue.name_en,
+                                                                            venue.name_zh)
+    return first or second
+
+
+def switch_url() -> str:
+    """This page in the other language (a GET page; after a POST, the manage index)."""
+    other = "en" if lang() == "zh" else "zh"
+    if request.method != "GET" or request.endpoint is None:
+        return url_for("manage.index", lang=other)
+    args = request.args.to_dict()
+    args["lang"] = other
+    return url_for(request.endpoint, **(request.view_args or {}), **args)
+
+
 @bp.app_context_processor
 def inject():
-    return {"csrf_token": csrf_token}
+    if not has_request_context() or request.blueprint != "manage":
+        return {"csrf_token": csrf_token}
+    return {"csrf_token": csrf_token, "t": strings(), "lang": lang(),
+            "other_lang": "en" if lang() == "zh" else "zh", "switch_url": switch_url,
+            "category_label": category_label, "venue_name": venue_name}
 
 
 def signed_in() -> Manager | None:
@@ -81,6 +192,9 @@ def login_required(view):
     return wrapped
 
 
+PER_PAGE = 20
+
+
 @bp.get("/")
 def index():
     manager = signed_in()
@@ -88,17 +202,33 @@ def index():
         return render_template("manage/signin.html")
     s = db.get_session()
     pending = len(clips.pending(s)) if policy.is_admin(manager) else 0
+    found = venues.search_managed(
+        s, manager, q=request.args.get("q", ""), district=request.args.get("district") or None,
+        category=request.args.get("category") or None, page=_page(),
+        per_page=PER_PAGE)
     return render_template("manage/index.html", manager=manager,
-                           counts=clips.counts_by_venue(s),
-                           venues=venues.managed_by(s, manager), pending=pending)
+                           counts=clips.counts_by_venue(s), found=found,
+                           venues=found.venues, pending=pending,
+                           districts=venues.districts(s, manager),
+                           categories=categories.CATEGORIES, args=request.args)
+
+
+def _page() -> int:
+    try:
+        return max(1, int(request.args.get("page", "1")))
+    except ValueError:
+        return 1
 
 
 @bp.post("/signin")
 def signin():
     manager = authenticate_limited(db.get_session(), request.form.get("token", "").strip())
     if manager is None:
-        return render_template("manage/signin.html", error="That token is not valid."), 401
+        return render_template("manage/signin.html", error=tr("mg_err_token")), 401
+    chosen = session.get("lang")
     session.clear()  # a fresh session: no fixation
+    if chosen in LANGS:
+        session["lang"] = chosen  # the language is not a secret: keep it
     session.permanent = True  # expires after PERMANENT_SESSION_LIFETIME
     session["manager_id"] = manager.id
     session["epoch"] = manager.session_epoch
@@ -111,39 +241,99 @@ def signout():
     manager = signed_in()
     if manager is not None:
         auth.sign_out_everywhere(db.get_session(), manager)
+    chosen = session.get("lang")
     session.clear()
+    if chosen in LANGS:
+        session["lang"] = chosen
     return redirect(url_for("manage.index"))
+
+
+def _managed_venue(venue_id: str):
+    place = venues.get(db.get_session(), venue_id)
+    if not policy.can_manage_venue(signed_in(), venue_id):
+        abort(403)
+    return place
+
+
+UPLOAD_FIELDS = ("narrator_name", "narrator_age", "lang", "title", "transcript", "consent_by",
+                 "consent")
+
+
+def _venue_page(place, form=None, error: str | None = None, param: str | None = None,
+                status: int = 200):
+    s = db.get_session()
+    listed = clips.for_venue(s, place.id, signed_in())
+    fresh = None
+    fresh_id = request.args.get("uploaded")
+    if fresh_id:
+        fresh = next((c for c in listed if c.id == fresh_id), None)
+        listed = [c for c in listed if c.id != fresh_id]
+    return render_template("manage/venue.html", manager=signed_in(), venue=place,
+                           clips=listed, fresh=fresh, form=form or {}, error=error,
+                           param=param), status
 
 
 @bp.get("/venues/<venue_id>")
 @login_required
 def venue(venue_id: str):
-    manager = signed_in()
-    s = db.get_session()
-    place = venues.get(s, venue_id)
-    if not policy.can_manage_venue(manager, venue_id):
-        abort(403)
-    return render_template("manage/venue.html", manager=manager, venue=place,
-                           clips=clips.for_venue(s, venue_id, manager))
+    return _venue_page(_managed_venue(venue_id))
 
 
 @bp.post("/venues/<venue_id>/clips")
 @login_required
 def upload(venue_id: str):
-    """The upload form and the in-browser recorder both post here."""
+    """The upload form and the in-browser recorder both post here. A refused upload shows
+    the form again with what was typed (not the file) and the reason in the page's
+    language; the JSON answer (the recorder) carries the code and the translated text."""
     wants_json = request.accept_mimetypes.best == "application/json"
     count_upload(signed_in())  # over the limit: 429 page (or JSON), not a flash
     try:
         clip = attach_from_request(venue_id, signed_in())
     except VoicemapError as exc:
+        db.get_session().rollback()
         if wants_json:
-            return jsonify(exc.to_dict()), exc.status
-        flash(exc.message, "error")
-        return redirect(url_for("manage.venue", venue_id=venue_id)), 303
+            return jsonify({**exc.to_dict(), "message": error_text(exc)}), exc.status
+        if exc.status in (403, 404):
+            raise
+        form = {k: request.form.get(k, "") for k in UPLOAD_FIELDS}
+        return _venue_page(_managed_venue(venue_id), form, error=error_text(exc),
+                           param=exc.details.get("param") or (
+                               "file" if exc.code in FILE_CODES else None),
+                           status=exc.status)
+    target = url_for("manage.venue", venue_id=venue_id, uploaded=clip.id)
     if wants_json:
-        return jsonify(clips.to_dict(clip, private=True)), 201
-    flash(f"Clip {clip.id} uploaded and waiting for review.", "ok")
-    return redirect(url_for("manage.venue", venue_id=venue_id)), 303
+        return jsonify({**clips.to_dict(clip, private=True), "page": target}), 201
+    flash(tr("mg_uploaded", title=clip.title or clip.id), "ok")
+    return redirect(target), 303
+
+
+FILE_CODES = ("not_audio", "undecodable", "too_long", "too_short", "silent", "too_large",
+              "empty")
+
+
+@bp.get("/venues/<venue_id>/poster")
+@login_required
+def poster(venue_id: str):
+    """The venue's printable A4 poster (names, category and the QR code to its page), the
+    same page ``voicemap posters`` writes, as a download."""
+    from .. import posters
+
+    place = _managed_venue(venue_id)
+    page = posters.poster_html(current_app, place.id, fallback_base=request.url_root)
+    return Response(page, mimetype="text/html", headers={
+        "Content-Disposition": f'attachment; filename="poster-{place.id}.html"'})
+
+
+@bp.get("/venues/<venue_id>/qr.<any(svg, png):fmt>")
+@login_required
+def qr_code(venue_id: str, fmt: str):
+    """The QR code to the venue's public page, as a file to download."""
+    from .. import posters
+
+    place = _managed_venue(venue_id)
+    body, mimetype = posters.qr_file(current_app, place.id, fmt, fallback_base=request.url_root)
+    return Response(body, mimetype=mimetype, headers={
+        "Content-Disposition": f'attachment; filename="qr-{place.id}.{fmt}"'})
 
 
 @bp.get("/clips/<clip_id>.mp3")
@@ -155,14 +345,69 @@ def listen(clip_id: str):
                       missing=f"the file of clip {clip_id} is missing")
 
 
-@bp.post("/clips/<clip_id>/delete")
+def _managed_clip(clip_id: str):
+    """A clip the signed-in manager may change (404 if they cannot see it, 403 if they see it
+    but do not manage its venue)."""
+    clip = clips.get_visible(db.get_session(), clip_id, signed_in())
+    if not policy.can_manage_clip(signed_in(), clip):
+        abort(403)
+    return clip
+
+
+@bp.route("/clips/<clip_id>/delete", methods=["GET", "POST"])
 @login_required
 def delete(clip_id: str):
-    clip = clips.get(db.get_session(), clip_id)
-    venue_id = clip.venue_id
+    """Deleting is permanent: GET shows a page naming the clip that asks to confirm; only
+    its form (which carries ``confirm`` = the clip's id) deletes."""
+    clip = _managed_clip(clip_id)
+    if request.method == "GET" or request.form.get("confirm") != clip_id:
+        return render_template("manage/delete.html", manager=signed_in(), clip=clip,
+                               venue=clip.venue)
+    venue_id, title = clip.venue_id, clip.title or clip.id
     clips.delete(db.get_session(), media_store(), clip_id, signed_in())
-    flash(f"Clip {clip_id} deleted everywhere.", "ok")
+    flash(tr("mg_deleted", title=title), "ok")
     return redirect(url_for("manage.venue", venue_id=venue_id)), 303
+
+
+@bp.route("/clips/<clip_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit(clip_id: str):
+    """Edit a clip's title and transcript; the page also replaces its audio."""
+    clip = _managed_clip(clip_id)
+    if request.method == "GET":
+        return _edit_page(clip)
+    try:
+        clips.edit(db.get_session(), clip_id, signed_in(), request.form)
+    except VoicemapError as exc:
+        db.get_session().rollback()
+        return _edit_page(clips.get(db.get_session(), clip_id), request.form,
+                          error=error_text(exc), param=exc.details.get("param"),
+                          status=exc.status)
+    flash(tr("mg_saved"), "ok")
+    return redirect(url_for("manage.venue", venue_id=clip.venue_id) + f"#clip-{clip_id}"), 303
+
+
+def _edit_page(clip, form=None, error=None, param=None, status=200):
+    return render_template("manage/edit.html", manager=signed_in(), clip=clip,
+                           venue=clip.venue, form=form or {"title": clip.title or "",
+                                                           "transcript": clip.transcript},
+                           error=error, param=param), status
+
+
+@bp.post("/clips/<clip_id>/replace")
+@login_required
+def replace(clip_id: str):
+    """A new recording for the clip: it goes back to review (see clips.replace_audio)."""
+    clip = _managed_clip(clip_id)
+    count_upload(signed_in())
+    try:
+        replace_from_request(clip_id, signed_in())
+    except VoicemapError as exc:
+        db.get_session().rollback()
+        return _edit_page(clips.get(db.get_session(), clip_id), error=error_text(exc),
+                          param="file", status=exc.status)
+    flash(tr("mg_replaced"), "ok")
+    return redirect(url_for("manage.venue", venue_id=clip.venue_id, uploaded=clip_id)), 303
 
 
 @bp.get("/review")
@@ -183,13 +428,42 @@ def decide(clip_id: str, action: str):
         clips.review(db.get_session(), clip_id, signed_in(), publish=action == "publish",
                      reason=request.form.get("reason"))
     except VoicemapError as exc:
-        flash(exc.message, "error")
+        db.get_session().rollback()
+        flash(error_text(exc), "error")
     else:
-        flash(f"Clip {clip_id} {'published' if action == 'publish' else 'rejected'}.", "ok")
+        flash(tr("mg_published" if action == "publish" else "mg_rejected", id=clip_id), "ok")
     return redirect(url_for("manage.review")), 303
 
 
-@bp.errorhandler(403)
-def forbidden(_exc):
-    return render_template("error.html", status=403,
-                           message="You do not manage this venue."), 403
+def _error_page(status: int, message: str):
+    return render_template("manage/error.html", manager=signed_in() if status != 400 else None,
+                           status=status, message=message), status
+
+
+@bp.errorhandler(VoicemapError)
+def voicemap_error(exc: VoicemapError):
+    if exc.status >= 500:  # the application's handler logs and counts these
+        app_handler = current_app.error_handler_spec[None][None].get(VoicemapError)
+        if app_handler is not None:
+            return app_handler(exc)
+    if request.accept_mimetypes.best == "application/json":
+        return jsonify({**exc.to_dict(), "message": error_text(exc)}), exc.status, exc.headers
+    response = make_response(_error_page(exc.status, error_text(exc)))
+    response.headers.update(exc.headers)
+    return response
+
+
+def http_error(exc: HTTPException):
+    """400 (the CSRF check), 403, 404 and 413 as a page in the page's language; other HTTP
+    errors go to the application's handlers."""
+    code = exc.code or 500
+    key = {400: "mg_err_csrf" if g.get("csrf_failed") else "mg_err_bad_request",
+           403: "mg_err_forbidden", 404: "mg_err_not_found", 413: "mg_err_too_large"}[code]
+    if request.accept_mimetypes.best == "application/json":
+        return jsonify({"error": exc.description, "code": key[7:], "message": tr(key)}), code
+    limit = current_app.config.get("MAX_UPLOAD_BYTES") or 0
+    return _error_page(code, tr(key, limit_mb=f"{limit / 1048576:.0f}"))
+
+
+for _code in (400, 403, 404, 413):
+    bp.register_error_handler(_code, http_error)

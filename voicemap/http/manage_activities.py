@@ -15,7 +15,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from .. import activities, articles, db, policy
 from ..errors import VoicemapError
 from ..models import Venue
-from .manage import bp, login_required, signed_in
+from .manage import bp, error_text, login_required, signed_in, tr
 
 # The form field that holds what the API calls ``start``, ``end`` and ``rrule``.
 FORM_FIELD = {"start": "start_time", "end": "end_time", "rrule": "until"}
@@ -89,9 +89,9 @@ def venue_activities(venue_id: str):
                                  signed_in())
     except VoicemapError as exc:
         db.get_session().rollback()
-        return _show(place, request.form, error=exc.message, param=exc.details.get("param"),
+        return _show(place, request.form, error=error_text(exc), param=exc.details.get("param"),
                      status=exc.status)
-    flash(f"活动已添加 Activity {made.id} added.", "ok")
+    flash(tr("mg_act_added", id=made.id), "ok")
     return redirect(url_for("manage.venue_activities", venue_id=venue_id)), 303
 
 
@@ -107,9 +107,9 @@ def edit_activity(activity_id: str):
         activities.edit(s, activity_id, activity_body(request.form), signed_in())
     except VoicemapError as exc:
         s.rollback()
-        return _show(place, request.form, activity, error=exc.message,
+        return _show(place, request.form, activity, error=error_text(exc),
                      param=exc.details.get("param"), status=exc.status)
-    flash(f"活动已保存 Activity {activity_id} saved.", "ok")
+    flash(tr("mg_act_saved", id=activity_id), "ok")
     return redirect(url_for("manage.venue_activities", venue_id=place.id)), 303
 
 
@@ -123,9 +123,9 @@ def cancel_activity(activity_id: str):
     try:
         activities.cancel(s, activity_id, signed_in(), request.form.get("occurrence") or None)
     except VoicemapError as exc:
-        flash(exc.message, "error")
+        flash(error_text(exc), "error")
     else:
-        flash("已取消 Cancelled.", "ok")
+        flash(tr("mg_act_cancel_done"), "ok")
     return redirect(url_for("manage.venue_activities", venue_id=place.id)), 303
 
 
@@ -191,9 +191,10 @@ def _save_article(article):
             saved = articles.edit(s, article.id, form, signed_in())
     except VoicemapError as exc:
         s.rollback()
-        return _article_page(form, article, error=exc.message,
+        return _article_page(form, article, error=error_text(exc),
                              param=exc.details.get("param"), status=exc.status)
-    flash(f"已保存 Saved {saved.section}/{saved.slug} ({saved.status}).", "ok")
+    flash(tr("mg_art_saved", page=f"{saved.section}/{saved.slug}",
+                 status=tr(f"mg_art_{saved.status}")), "ok")
     return redirect(url_for("manage.edit_article", article_id=saved.id)), 303
 
 
@@ -206,7 +207,7 @@ def _upload_image(form: dict[str, Any], article):
         image, _ = add_image_from_request(signed_in(), field="image")
     except VoicemapError as exc:
         db.get_session().rollback()
-        return _article_page(form, article, error=exc.message, param="image",
+        return _article_page(form, article, error=error_text(exc), param="image",
                              status=exc.status)
     uploaded = articles.image_to_dict(image, request.form.get("image_alt", ""),
                                       request.script_root)

@@ -10,7 +10,7 @@ from .. import db
 from .. import works as service
 from ..errors import VoicemapError
 from ..storage import media_store
-from .manage import bp, login_required, signed_in
+from .manage import bp, error_text, login_required, signed_in, tr
 from .media import send_media
 
 
@@ -61,9 +61,9 @@ def work_decide(work_id: str, action: str):
         else:
             service.review(db.get_session(), work_id, admin, action, request.form.get("reason"))
     except VoicemapError as exc:
-        flash(exc.message, "error")
+        flash(error_text(exc), "error")
     else:
-        flash(f"Work {work_id}: {action} done.", "ok")
+        flash(tr("mg_works_done", id=work_id, action=tr(f"mg_waction_{action}")), "ok")
     return redirect(url_for("manage.works", status=request.args.get("status", "pending"))), 303
 
 
@@ -90,9 +90,9 @@ def campaign_create():
             age_groups=f.get("age_groups"), description_zh=f.get("description_zh"),
             description_en=f.get("description_en"), status=f.get("status", "draft"))
     except VoicemapError as exc:
-        flash(exc.message, "error")
+        flash(error_text(exc), "error")
     else:
-        flash(f"Campaign {c.id} created ({c.status}).", "ok")
+        flash(tr("mg_camp_created", id=c.id, status=tr(f"mg_cstatus_{c.status}")), "ok")
     return redirect(url_for("manage.campaigns")), 303
 
 
@@ -103,7 +103,7 @@ def campaign_status(campaign_id: str):
     try:
         c = service.set_status(db.get_session(), campaign_id, request.form.get("status", ""))
     except VoicemapError as exc:
-        flash(exc.message, "error")
+        flash(error_text(exc), "error")
     else:
-        flash(f"Campaign {c.id} is now {c.status}.", "ok")
+        flash(tr("mg_camp_now", id=c.id, status=tr(f"mg_cstatus_{c.status}")), "ok")
     return redirect(url_for("manage.campaigns")), 303

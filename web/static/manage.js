@@ -1,5 +1,6 @@
 // The /manage upload form: record in the browser with MediaRecorder when the browser can,
-// and send the recording through the same endpoint as an uploaded file.
+// and send the recording through the same endpoint as an uploaded file. Its messages are
+// the page's, in the page's language (data-t-* attributes of the form).
 (function () {
   "use strict";
   var form = document.getElementById("upload");
@@ -45,7 +46,7 @@
       recordBtn.disabled = true;
       stopBtn.disabled = false;
     }).catch(function (err) {
-      result.textContent = "无法使用麦克风 Microphone unavailable: " + err.message;
+      result.textContent = form.dataset.tMic + " " + err.message;
     });
   });
 
@@ -62,14 +63,15 @@
     var data = new FormData(form);
     var ext = (blob.type.indexOf("mp4") >= 0) ? "m4a" : (blob.type.indexOf("ogg") >= 0 ? "ogg" : "webm");
     data.set("file", blob, "recording." + ext);
-    result.textContent = "上传中… Uploading…";
+    result.textContent = form.dataset.tUploading;
     fetch(form.action, { method: "POST", body: data, headers: { "Accept": "application/json" },
                          credentials: "same-origin" })
       .then(function (r) { return r.json().then(function (body) { return [r.status, body]; }); })
       .then(function (res) {
-        if (res[0] === 201) { window.location.reload(); }
-        else { result.textContent = "未上传 Not uploaded: " + res[1].error; }
+        // Uploaded: the venue page shows the new clip at the top with its processed result.
+        if (res[0] === 201) { window.location.assign(res[1].page); }
+        else { result.textContent = form.dataset.tFailed + " " + (res[1].message || res[1].error); }
       })
-      .catch(function (err) { result.textContent = "上传失败 Upload failed: " + err.message; });
+      .catch(function (err) { result.textContent = form.dataset.tFailed + " " + err.message; });
   });
 })();
