@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import re
+import zlib
 
 import pytest
 from helpers import feature, load
@@ -281,6 +282,34 @@ def test_a_painting_page_in_the_printable_set_embeds_its_image(app, client, runn
     sheet = (out / f"{ids['P1']}.html").read_text(encoding="utf-8")
     assert 'src="data:image/' in sheet
     assert c["admin"]  # the administrator's token is unused here
+
+
+def test_the_printable_set_as_pdf_renders_chinese(app, client, runner, campaign,  # noqa: F811
+                                                  tmp_path):
+    """WeasyPrint (the test extra) renders all.html to exhibition.pdf: one A4 page per
+    work, with a CJK font (fonts-wqy-microhei here) embedded for the Chinese text."""
+    ids = campaign["ids"]
+    runner.invoke("campaign", "set-status", CID, "judging")
+    for key, award in (("W1", "gold"), ("W2", "silver")):
+        runner.invoke("campaign", "award", CID, ids[key], award)
+    runner.invoke("campaign", "publish-results", CID)
+    out = tmp_path / "pdf"
+    r = runner.invoke("campaign", "exhibit", CID, "-o", str(out),
+                      env={"VOICEMAP_PUBLIC_URL": "https://voicemap.example.org"})
+    assert r.exit_code == 0, r.output
+    data = (out / "exhibition.pdf").read_bytes()
+    assert data.startswith(b"%PDF")
+    text = data
+    for m in re.finditer(rb"stream\r?\n", data):
+        end = data.find(b"endstream", m.end())
+        try:
+            text += zlib.decompress(data[m.end():end])
+        except zlib.error:
+            pass
+    assert len(re.findall(rb"/Type\s*/Page\b", text)) == 2
+    assert re.search(rb"/MediaBox\s*\[\s*0 0 595", text)  # A4: 595 x 842 pt
+    fonts = set(re.findall(rb"/BaseFont\s*/[A-Z]+\+([A-Za-z0-9-]+)", text))
+    assert any(b"WenQuanYi" in f or b"CJK" in f for f in fonts), fonts
 
 
 def test_scores_are_refused_to_others_and_checked(app, client, campaign):  # noqa: F811
