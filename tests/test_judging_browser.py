@@ -28,10 +28,10 @@ SMALL = {"width": 320, "height": 640}
 LONG_TITLE = "我和爷爷在什刹海冰场上滑冰的那个下午，天空特别蓝，冰面亮得像一面大镜子"
 
 
-def _work(s, cid, kind, title, name, age, story, upload=None):
+def _work(s, cid, kind, title, name, age, story, upload=None, public="true"):
     form = {"kind": kind, "title": title, "narrator_name": name, "narrator_age": str(age),
             "story": story, "consent_by": "Guardian", "guardian_contact": "g@example.com",
-            "consent_judging": "true", "consent_public": "true"}
+            "consent_judging": "true", "consent_public": public}
     work, _ = service.submit(s, media_store(), cid, form, upload,
                              audio_limits=audio.Limits(), status="approved")
     return work.id
@@ -61,10 +61,13 @@ def site(tmp_path_factory):
                       "A song about the hutong where I live.",
                       speech(base / cid, "song.mp3")),
             ]
+        hidden = _work(s, "me-and-my-city", "writing", "Hidden winner", "Secret", 12,
+                       "Not for the public.", public="false")
         service.set_status(s, "judging-now", "judging")
         service.set_status(s, "me-and-my-city", "judging")
         for wid, award in zip(ids["me-and-my-city"], ("gold", "silver", "merit"), strict=True):
             judging.award(s, "me-and-my-city", wid, award)
+        judging.award(s, "me-and-my-city", hidden, "bronze")
         judging.publish(s, "me-and-my-city")
         token = auth.create_manager(s, "Juror One", juror_campaign="judging-now")[1]
     url, server = serve(app)
@@ -198,7 +201,11 @@ def test_the_exhibition_slideshow(browser, open_page, site):
 @pytest.mark.parametrize("viewport,lang", [(SMALL, "zh"), (SMALL, "en"), (PHONE, "en")])
 def test_the_results_page_on_phones(browser, open_page, site, viewport, lang):
     page = open_page(f"/campaigns/me-and-my-city/results?lang={lang}", viewport)
-    assert page.locator(".vm-winner").count() == 3
+    assert page.locator(".vm-winner").count() == 4
+    hidden = page.text_content(".vm-winner-hidden")
+    assert ("not shown at the family's request" in hidden if lang == "en"
+            else "应家长要求" in hidden)
+    assert "Hidden winner" not in page.content() and "Secret" not in page.content()
     assert no_sideways_scroll(page)
     shot(page, f"judging-results-{viewport['width']}-{lang}")
     problems = axe(browser, page)
