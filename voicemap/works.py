@@ -214,7 +214,16 @@ def campaign_to_dict(campaign: Campaign) -> dict[str, Any]:
         "closes": _aware(campaign.closes_at).astimezone(TZ).isoformat(),
         "kinds": campaign.kinds.split(","), "age_groups": campaign.age_groups.split(","),
         "status": campaign.status, "accepting": accepting(campaign),
+        "criteria": [{"name": n, "weight": w} for n, w in _criteria(campaign)],
+        "results_published": bool(campaign.status == "closed"
+                                  and campaign.results_published_at is not None),
     }
+
+
+def _criteria(campaign: Campaign) -> list[tuple[str, float]]:
+    from .ranking import parse_criteria
+
+    return parse_criteria(campaign.criteria)
 
 
 # --- submission ----------------------------------------------------------------------------
