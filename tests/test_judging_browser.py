@@ -28,10 +28,10 @@ SMALL = {"width": 320, "height": 640}
 LONG_TITLE = "我和爷爷在什刹海冰场上滑冰的那个下午，天空特别蓝，冰面亮得像一面大镜子"
 
 
-def _work(s, cid, kind, title, name, age, story, upload=None, public="true"):
+def _work(s, cid, kind, title, name, age, story, upload=None, public="true", **more):
     form = {"kind": kind, "title": title, "narrator_name": name, "narrator_age": str(age),
             "story": story, "consent_by": "Guardian", "guardian_contact": "g@example.com",
-            "consent_judging": "true", "consent_public": public}
+            "consent_judging": "true", "consent_public": public, **more}
     work, _ = service.submit(s, media_store(), cid, form, upload,
                              audio_limits=audio.Limits(), status="approved")
     return work.id
@@ -54,7 +54,8 @@ def site(tmp_path_factory):
         for cid in ("judging-now", "me-and-my-city"):
             ids[cid] = [
                 _work(s, cid, "painting", "The sun over the park", "Lily", 8,
-                      "A big orange sun.\nBirds sing.", png_file(base)),
+                      "A big orange sun.\nBirds sing.", png_file(base),
+                      lat="39.9" if cid == "me-and-my-city" else "39.905", lon="116.385"),
                 _work(s, cid, "writing", LONG_TITLE, "Tom", 11,
                       "Grandpa held my hand on the ice.\nThe sky was very blue."),
                 _work(s, cid, "song", "Song of the hutong", "Mei", 9,
@@ -210,3 +211,15 @@ def test_the_results_page_on_phones(browser, open_page, site, viewport, lang):
     shot(page, f"judging-results-{viewport['width']}-{lang}")
     problems = axe(browser, page)
     assert not problems, problems
+
+
+def test_award_winners_are_marked_on_the_map(open_page, site):
+    gold = site[2]["me-and-my-city"][0]
+    page = open_page("/?lang=en&lat=39.902&lon=116.385&z=15")
+    page.wait_for_selector(".vm-work-marker.vm-work-gold")
+    # one medal: the other campaign's painting has no published award
+    assert page.locator(".vm-work-marker .vm-medal").count() == 1
+    page.click(".vm-work-marker.vm-work-gold")
+    page.wait_for_selector(f".vm-work-pop[data-work='{gold}']")
+    assert "Gold award" in page.text_content(".vm-work-pop")
+    shot(page, "judging-map-award-360-en")
