@@ -208,6 +208,11 @@ def test_a_whole_campaign(app, client, runner, campaign, tmp_path):  # noqa: F81
     assert awards == {"W1": "gold", "W2": "silver", "W3": "silver", "W4": "merit",
                       "W5": "gold", "P1": "gold", "R1": None}
     assert client.get(f"/api/campaigns/{CID}/results").status_code == 404
+    early = client.get(f"/campaigns/{CID}/results?lang=en")
+    assert early.status_code == 404 and "not been published" in early.get_data(as_text=True)
+    assert CHILDREN["W1"]["title"] not in early.get_data(as_text=True)
+    assert client.get(f"/campaigns/{CID}/exhibition").status_code == 404
+    assert client.get("/campaigns/no-such/results").status_code == 404
     assert client.get(f"/api/works/{ids['W1']}").get_json()["award"] is None
     assert client.get("/api/works?award=gold").get_json()["total"] == 0
 

@@ -102,9 +102,18 @@ def results(campaign_id: str):
 # --- public pages ---------------------------------------------------------------------------
 
 
+def _not_yet(campaign_id: str):
+    """404 page for a campaign whose results are not published (NotFound if no campaign)."""
+    campaign = works_service.get_campaign(db.get_session(), campaign_id)
+    return page("judging/not_published.html", 404, campaign=campaign)
+
+
 @bp.get("/campaigns/<campaign_id>/results")
 def results_page(campaign_id: str):
-    data = judging.public_results(db.get_session(), campaign_id, request.script_root)
+    try:
+        data = judging.public_results(db.get_session(), campaign_id, request.script_root)
+    except NotFound:
+        return _not_yet(campaign_id)
     campaign = works_service.get_campaign(db.get_session(), campaign_id)
     return page("judging/results.html", data=data, campaign=campaign,
                 awards=ranking.AWARDS)
@@ -112,7 +121,10 @@ def results_page(campaign_id: str):
 
 @bp.get("/campaigns/<campaign_id>/exhibition")
 def exhibition_page(campaign_id: str):
-    campaign, found = judging.exhibition(db.get_session(), campaign_id)
+    try:
+        campaign, found = judging.exhibition(db.get_session(), campaign_id)
+    except NotFound:
+        return _not_yet(campaign_id)
     interval = max(5, min(request.args.get("interval", 12, type=int) or 12, 120))
     from .. import maps
 
