@@ -351,9 +351,17 @@ def test_scores_are_refused_to_others_and_checked(app, client, campaign):  # noq
     assert put(client, j1, wid, [1, 2, 3]).status_code == 400
     # a juror is no reviewer, and no manager of venues
     assert client.get("/api/works/review", headers=bearer(j1)).status_code == 403
-    with app.app_context():
-        assert db.get_session().execute(select(func.count()).select_from(Score)
-                                        ).scalar_one() == 0
+    def count() -> int:
+        with app.app_context():
+            return db.get_session().execute(select(func.count()).select_from(Score)
+                                            ).scalar_one()
+
+    assert count() == 0  # nothing refused was stored
+    # erasing a work (a guardian's withdrawal, an administrator) takes its scores with it
+    assert put(client, j1, wid, good).status_code == 200
+    assert count() == 1
+    assert client.delete(f"/api/works/{wid}", headers=bearer(c["admin"])).status_code == 204
+    assert count() == 0
 
 
 def test_criteria_are_set_at_creation_and_fixed_once_scored(app, client, runner,  # noqa: F811
