@@ -166,6 +166,17 @@ def test_a_juror_scores_on_a_tablet_with_the_keyboard(browser, open_page, site):
     shot(page, "judging-tablet-back")
 
 
+def test_the_judging_page_on_a_landscape_tablet(open_page, site):
+    page = open_page("/manage/", {"width": 1180, "height": 820})
+    page.fill("input[name=token]", site[1])
+    page.click("button[type=submit]")
+    page.wait_for_selector(".judge-form")
+    work, form = (page.locator(s).bounding_box() for s in (".judge-work", ".judge-form"))
+    assert form["x"] > work["x"] + work["width"] - 1  # side by side
+    assert no_sideways_scroll(page)
+    shot(page, "judging-tablet-landscape", full=False)
+
+
 def test_the_exhibition_slideshow(browser, open_page, site):
     page = open_page("/campaigns/me-and-my-city/exhibition?lang=zh&interval=5", LOBBY,
                      locale="zh-CN", mobile=False)
