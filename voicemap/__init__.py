@@ -21,8 +21,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         api,
         clips,
         info,
+        judging,
         manage,
         manage_activities,  # noqa: F401 (adds its routes to manage.bp)
+        manage_judging,  # noqa: F401 (adds its routes to manage.bp)
         manage_works,  # noqa: F401 (adds its routes to manage.bp)
         ogc,
         pages,
@@ -56,5 +58,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(activities.bp)
     app.register_blueprint(info.bp)
     app.register_blueprint(works.bp)
+    app.register_blueprint(judging.bp)
     app.register_blueprint(ogc.bp)
     return app

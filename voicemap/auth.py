@@ -24,13 +24,22 @@ def hash_token(token: str) -> str:
 
 
 def create_manager(session: Session, name: str, venue_ids: list[str] | None = None,
-                   admin: bool = False) -> tuple[Manager, str]:
-    """A new manager (of these venues, or an administrator) and their one-time token,
-    committed."""
+                   admin: bool = False, juror_campaign: str | None = None
+                   ) -> tuple[Manager, str]:
+    """A new manager (of these venues, an administrator, or a juror of a campaign) and their
+    one-time token, committed."""
     name = name.strip()
     if not name or len(name) > 80:
         raise BadRequest("a manager needs a name of 1 to 80 characters", param="name")
-    if not admin and not venue_ids:
+    if juror_campaign is not None:
+        from .models import Campaign
+
+        if admin or venue_ids:
+            raise BadRequest("a juror is neither an administrator nor a venue manager",
+                             param="juror")
+        if session.get(Campaign, juror_campaign) is None:
+            raise BadRequest(f"no campaign with id {juror_campaign!r}", param="campaign")
+    elif not admin and not venue_ids:
         raise BadRequest("a manager needs at least one venue (or --admin)", param="venue")
     venues = []
     for vid in venue_ids or []:
@@ -40,7 +49,7 @@ def create_manager(session: Session, name: str, venue_ids: list[str] | None = No
         venues.append(venue)
     token = new_token()
     manager = Manager(name=name, token_hash=hash_token(token), is_admin=admin, venues=venues,
-                      token_issued_at=utcnow())
+                      token_issued_at=utcnow(), juror_campaign_id=juror_campaign)
     session.add(manager)
     session.commit()
     return manager, token

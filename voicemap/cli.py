@@ -304,19 +304,28 @@ def _store_and_limits(app: Flask):
 @click.argument("name")
 @click.option("--venue", "venue_ids", multiple=True, help="A venue they manage (repeatable).")
 @click.option("--admin", is_flag=True, help="An administrator: all venues, and review.")
+@click.option("--juror", is_flag=True, help="A juror of a campaign (with --campaign): "
+              "scores its works, blind.")
+@click.option("--campaign", "campaign_id", help="The campaign a --juror judges.")
 @pass_ctx
-def create_manager(obj: AppContext, name: str, venue_ids: tuple[str, ...], admin: bool) -> None:
-    """Create a venue manager (or administrator) and print their token once.
+def create_manager(obj: AppContext, name: str, venue_ids: tuple[str, ...], admin: bool,
+                   juror: bool, campaign_id: str | None) -> None:
+    """Create a venue manager (or administrator, or juror) and print their token once.
 
     The token is alone on the last line, so scripts can capture it with ``tail -n 1``; only
     its hash is stored, so it cannot be shown again.
     """
     from . import auth, db
 
+    if juror != bool(campaign_id):
+        raise click.UsageError("--juror and --campaign go together")
+
     def go():
         with obj.app.app_context():
-            manager, token = auth.create_manager(db.get_session(), name, list(venue_ids), admin)
-            role = "administrator" if admin else "manager of " + ", ".join(venue_ids)
+            manager, token = auth.create_manager(db.get_session(), name, list(venue_ids), admin,
+                                                 juror_campaign=campaign_id)
+            role = ("administrator" if admin else f"juror of campaign {campaign_id}" if juror
+                    else "manager of " + ", ".join(venue_ids))
             click.echo(f"created {role} {manager.name!r} (id {manager.id}); their token, "
                        "shown only now:")
         click.echo(token)
@@ -341,6 +350,8 @@ def managers_list(obj: AppContext) -> None:
             for m in found:
                 role = "admin" if policy.is_admin(m) else "manager of " + ",".join(
                     sorted(v.id for v in m.venues))
+                if policy.is_juror(m):
+                    role = f"juror of {m.juror_campaign_id}"
                 issued = (m.token_issued_at or m.created_at).strftime("%Y-%m-%d %H:%M")
                 state = ("revoked " + m.revoked_at.strftime("%Y-%m-%d %H:%M")
                          if m.revoked_at else "active")

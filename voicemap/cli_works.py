@@ -27,11 +27,13 @@ def campaign() -> None:
 @click.option("--description-en", help="A description in English.")
 @click.option("--status", default="draft", show_default=True,
               type=click.Choice(["draft", "open", "judging", "closed"]))
+@click.option("--criteria", help="Judging criteria with weights "
+              '(default "creativity:40,expression:30,city:30").')
 @pass_ctx
 def campaign_create(obj: AppContext, campaign_id: str, title_zh: str, title_en: str,
                     opens: str, closes: str, kinds: tuple[str, ...],
                     age_groups: tuple[str, ...], description_zh: str | None,
-                    description_en: str | None, status: str) -> None:
+                    description_en: str | None, status: str, criteria: str | None) -> None:
     """Create a campaign (a draft unless --status says otherwise)."""
     from . import db, works
 
@@ -40,8 +42,9 @@ def campaign_create(obj: AppContext, campaign_id: str, title_zh: str, title_en: 
             c = works.create_campaign(
                 db.get_session(), campaign_id, title_zh=title_zh, title_en=title_en,
                 opens=opens, closes=closes, kinds=list(kinds), age_groups=list(age_groups),
-                description_zh=description_zh, description_en=description_en, status=status)
-            click.echo(f"campaign {c.id}: {c.status}")
+                description_zh=description_zh, description_en=description_en, status=status,
+                criteria=criteria)
+            click.echo(f"campaign {c.id}: {c.status}; criteria {c.criteria}")
     run(go)
 
 
@@ -154,3 +157,6 @@ def demo_works(obj: AppContext) -> None:
                                    tuple(obj.app.config["SERVICE_AREA"]))
             click.echo(f"{len(made)} synthetic demo work(s) added")
     run(go)
+
+
+from . import cli_judging  # noqa: E402,F401  judging commands on the campaign group

@@ -57,6 +57,8 @@ ASSET_FILES: dict[str, str] = {
     "vm/works.css": "static/vm/works.css",  # children's works: pages and the map layer
     "vm/works.js": "static/vm/works.js",
     "vm/works-map.js": "static/vm/works-map.js",
+    "vm/judge.css": "static/vm/judge.css",  # judging: published results, the exhibition
+    "vm/exhibition.js": "static/vm/exhibition.js",
     "vm/vm.css": "static/vm/vm.css",
     "vm/favicon.svg": "static/vm/favicon.svg",
     "vm/ogc.css": "static/vm/ogc.css",  # the OGC API's HTML pages

@@ -102,6 +102,9 @@ class Manager(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # When the current token was issued (creation or ``voicemap managers rotate``).
     token_issued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A juror (``create-manager --juror --campaign ID``): scores that campaign's works, blind.
+    juror_campaign_id: Mapped[str | None] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
 
     venues: Mapped[list[Venue]] = relationship(secondary=manager_venues)
 
@@ -252,6 +255,16 @@ class Campaign(Base):
     age_groups: Mapped[str] = mapped_column(Text)  # comma-separated: 3-6,7-9,10-12,13-17
     status: Mapped[str] = mapped_column(String(16), default="draft")  # draft open judging closed
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Judging (voicemap.judging, voicemap.ranking): criteria with weights, the award plan
+    # (places per award for --auto), the fewest jurors for a work to be ranked, whether
+    # jurors also see works still pending review, and when the results were published.
+    criteria: Mapped[str] = mapped_column(Text, default="creativity:40,expression:30,city:30",
+                                          server_default="creativity:40,expression:30,city:30")
+    award_plan: Mapped[str] = mapped_column(Text, default="gold:1,silver:1,bronze:1",
+                                            server_default="gold:1,silver:1,bronze:1")
+    min_jurors: Mapped[int] = mapped_column(Integer, default=2, server_default="2")
+    judge_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    results_published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Work(Base):
@@ -316,6 +329,22 @@ class Work(Base):
 
     campaign: Mapped[Campaign] = relationship()
     venue: Mapped[Venue | None] = relationship()
+
+
+class Score(Base):
+    """One juror's scores of one work (JSON ``{"criterion": 0-10, ...}``) and their weighted
+    mean under the campaign's criteria when given."""
+
+    __tablename__ = "scores"
+    __table_args__ = (UniqueConstraint("work_id", "juror_id", name="uq_scores_work_juror"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    work_id: Mapped[str] = mapped_column(ForeignKey("works.id", ondelete="CASCADE"), index=True)
+    juror_id: Mapped[int] = mapped_column(ForeignKey("managers.id", ondelete="CASCADE"),
+                                          index=True)
+    scores: Mapped[str] = mapped_column(Text)
+    weighted: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 # The point's coordinates, read in SQL (ST_X/ST_Y exist on both backends).

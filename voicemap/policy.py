@@ -14,7 +14,9 @@ The rules:
   may delete it (a manager of its venue or an administrator);
 * reviewing (publishing, rejecting) and the review queue are for administrators;
 * a clip's private fields (guardian, uploader, review notes) are shown to administrators
-  and to the manager who uploaded it.
+  and to the manager who uploaded it;
+* works are scored only by jurors (managers made with ``--juror --campaign ID``), and only
+  those of their own campaign; neither venue managers nor administrators score.
 """
 
 from __future__ import annotations
@@ -75,3 +77,19 @@ def can_manage_clip(principal: Manager | None, clip: Clip) -> bool:
 def require_clip_manager(principal: Manager | None, clip: Clip) -> Manager:
     """A manager of the clip's venue or an administrator, or Unauthorized/Forbidden."""
     return require_venue_manager(principal, clip.venue_id)
+
+
+def is_juror(principal: Manager | None, campaign_id: str | None = None) -> bool:
+    """Whether the principal is a juror (of ``campaign_id``, when given)."""
+    return (principal is not None and principal.juror_campaign_id is not None
+            and (campaign_id is None or principal.juror_campaign_id == campaign_id))
+
+
+def require_juror(principal: Manager | None, campaign_id: str | None = None) -> Manager:
+    """A juror (of ``campaign_id``, when given), or Unauthorized/Forbidden."""
+    if not is_juror(require_signed_in(principal)):
+        raise Forbidden("only the campaign's jurors score works")
+    if not is_juror(principal, campaign_id):
+        raise Forbidden(f"you are a juror of campaign {principal.juror_campaign_id!r}, not "
+                        f"{campaign_id!r}")
+    return principal

@@ -133,7 +133,7 @@ def create_campaign(session: Session, campaign_id: str, *, title_zh: str, title_
                     opens: str | datetime, closes: str | datetime,
                     kinds: Any = None, age_groups: Any = None,
                     description_zh: str | None = None, description_en: str | None = None,
-                    status: str = "draft") -> Campaign:
+                    status: str = "draft", criteria: str | None = None) -> Campaign:
     """A new campaign, committed. :raises: BadRequest naming the field, Conflict if the id
     is taken."""
     campaign_id = (campaign_id or "").strip()
@@ -155,6 +155,9 @@ def create_campaign(session: Session, campaign_id: str, *, title_zh: str, title_
     _check_status(status)
     if session.get(Campaign, campaign_id) is not None:
         raise Conflict(f"a campaign with id {campaign_id!r} exists already", param="id")
+    from . import ranking
+
+    fields["criteria"] = ranking.format_criteria(ranking.parse_criteria(criteria))
     campaign = Campaign(id=campaign_id, opens_at=opens_at.astimezone(UTC),
                         closes_at=closes_at.astimezone(UTC), kinds=",".join(parse_kinds(kinds)),
                         age_groups=",".join(parse_age_groups(age_groups)), status=status,
@@ -211,7 +214,16 @@ def campaign_to_dict(campaign: Campaign) -> dict[str, Any]:
         "closes": _aware(campaign.closes_at).astimezone(TZ).isoformat(),
         "kinds": campaign.kinds.split(","), "age_groups": campaign.age_groups.split(","),
         "status": campaign.status, "accepting": accepting(campaign),
+        "criteria": [{"name": n, "weight": w} for n, w in _criteria(campaign)],
+        "results_published": bool(campaign.status == "closed"
+                                  and campaign.results_published_at is not None),
     }
+
+
+def _criteria(campaign: Campaign) -> list[tuple[str, float]]:
+    from .ranking import parse_criteria
+
+    return parse_criteria(campaign.criteria)
 
 
 # --- submission ----------------------------------------------------------------------------
@@ -496,6 +508,10 @@ def public_works(session: Session, *, campaign: str | None = None, kind: str | N
                           (Work.award, award)):
         if value:
             cond.append(column == value)
+    if award:  # awards are public once the campaign's results are published
+        from .judging import awards_public_clause
+
+        cond.append(awards_public_clause())
     total = session.execute(select(func.count()).select_from(Work).where(*cond)).scalar_one()
     found = session.execute(select(Work).where(*cond)
                             .order_by(Work.submitted_at.desc(), Work.id.desc())
@@ -512,13 +528,17 @@ def for_venue(session: Session, venue_id: str, limit: int = 12) -> list[Work]:
 
 def map_rows(session: Session) -> list[list[Any]]:
     """Public works with a point, compact for the map: ``[id, lon, lat, kind, title, name,
-    age, thumb?]`` (WGS-84)."""
+    age, thumb?, award]`` (WGS-84; the award only once its results are published, else
+    None)."""
+    from .judging import awards_public_clause
+
     rows = session.execute(select(Work.id, Work.lon, Work.lat, Work.kind, Work.title,
-                                  Work.narrator_name, Work.narrator_age, Work.thumb_sha256)
+                                  Work.narrator_name, Work.narrator_age, Work.thumb_sha256,
+                                  Work.award, awards_public_clause())
                            .where(public_clause(), Work.geom.is_not(None))
                            .order_by(Work.id)).all()
-    return [[r[0], round(r[1], 6), round(r[2], 6), r[3], r[4], r[5], r[6], r[7] is not None]
-            for r in rows]
+    return [[r[0], round(r[1], 6), round(r[2], 6), r[3], r[4], r[5], r[6], r[7] is not None,
+             r[8] if r[9] else None] for r in rows]
 
 
 def review_queue(session: Session, status: str | None = "pending") -> list[Work]:
@@ -601,7 +621,8 @@ def to_dict(work: Work, private: bool = False, root: str = "") -> dict[str, Any]
         "geometry": ({"type": "Point", "coordinates": [round(work.lon, 6),
                                                        round(work.lat, 6)]}
                      if work.geom is not None else None),
-        "award": work.award, "synthetic": work.synthetic,
+        "award": work.award if private or _award_shown(work) else None,
+        "synthetic": work.synthetic,
         "duration_ms": work.duration_ms,
         "width": work.display_width, "height": work.display_height,
         **urls(work, root),
@@ -615,6 +636,12 @@ def to_dict(work: Work, private: bool = False, root: str = "") -> dict[str, Any]
             consent_at=_iso(work.consent_at), submitted_at=_iso(work.submitted_at),
             original_format=work.original_format, reviewed_at=_iso(work.reviewed_at))
     return out
+
+
+def _award_shown(work: Work) -> bool:
+    """An award is public once its campaign's results are published."""
+    return bool(work.award) and work.campaign.status == "closed" and (
+        work.campaign.results_published_at is not None)
 
 
 def _iso(value: datetime | None) -> str | None:

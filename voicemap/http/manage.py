@@ -200,6 +200,8 @@ def index():
     manager = signed_in()
     if manager is None:
         return render_template("manage/signin.html")
+    if policy.is_juror(manager):  # a juror's /manage is their judging page
+        return redirect(url_for("manage.judging_page"))
     s = db.get_session()
     pending = len(clips.pending(s)) if policy.is_admin(manager) else 0
     found = venues.search_managed(

@@ -88,7 +88,8 @@ def campaign_create():
             title_en=f.get("title_en", ""), opens=f.get("opens", ""),
             closes=f.get("closes", ""), kinds=f.getlist("kinds"),
             age_groups=f.get("age_groups"), description_zh=f.get("description_zh"),
-            description_en=f.get("description_en"), status=f.get("status", "draft"))
+            description_en=f.get("description_en"), status=f.get("status", "draft"),
+            criteria=f.get("criteria"))
     except VoicemapError as exc:
         flash(error_text(exc), "error")
     else:

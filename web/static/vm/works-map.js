@@ -1,5 +1,7 @@
 /* The map's "Children's works" layer: public works (WGS-84 points from /api/map/works),
  * clustered, each with a popup (thumbnail, title, first name and age, a link to its page).
+ * An award-winning work (w[8]: gold, silver, bronze, merit; only once the results are
+ * published) has a medal on its marker and its award in the popup.
  * It wraps voicemap.start, so map.js stays as it is. Text is set with textContent. */
 (function () {
   'use strict';
@@ -33,6 +35,10 @@
         kids.push(h('img', {src: root + '/media/works/' + encodeURIComponent(w[0]) + '/thumb',
           alt: '', loading: 'lazy'}));
       }
+      if (w[8]) {
+        var award = t['judge_award_' + w[8]] || w[8];
+        kids.push(h('span', {class: 'vm-award vm-award-' + w[8], text: award}));
+      }
       kids.push(h('h2', {class: 'vm-data', text: w[4]}));
       kids.push(h('p', {class: 'vm-muted', text: (t['works_kind_' + w[3]] || w[3]) + ' · ' +
         byline.replace('{name}', w[5]).replace('{age}', w[6])}));
@@ -43,11 +49,14 @@
       return r.ok ? r.json() : {works: []};
     }).then(function (data) {
       data.works.forEach(function (w) {
-        var icon = L.divIcon({html: '<span class="vm-pin">🎨</span>',
-          className: 'vm-marker vm-work-marker', iconSize: [44, 44], iconAnchor: ANCHOR,
-          popupAnchor: [22, -20]});
-        var marker = L.marker(vm.toDisplay(w[1], w[2]), {icon: icon, title: w[4],
-          alt: w[4], keyboard: true});
+        var medal = w[8] ? '<span class="vm-medal" aria-hidden="true">' +
+          (w[8] === 'merit' ? '★' : '🏅') + '</span>' : '';
+        var icon = L.divIcon({html: '<span class="vm-pin">🎨</span>' + medal,
+          className: 'vm-marker vm-work-marker' + (w[8] ? ' vm-work-award vm-work-' + w[8] : ''),
+          iconSize: [44, 44], iconAnchor: ANCHOR, popupAnchor: [22, -20]});
+        var name = w[8] ? w[4] + ' (' + (t['judge_award_' + w[8]] || w[8]) + ')' : w[4];
+        var marker = L.marker(vm.toDisplay(w[1], w[2]), {icon: icon, title: name,
+          alt: name, keyboard: true});
         marker.bindPopup(function () { return popup(w); }, {className: 'vm-leaflet-popup',
           maxWidth: Math.max(200, Math.min(280, window.innerWidth - 58))});
         layer.addLayer(marker);
