@@ -39,8 +39,13 @@
   /** Copy text: the Clipboard API where allowed, else a selected textarea. A Promise. */
   function copy(text) {
     if (navigator.clipboard && root.isSecureContext) {
-      return navigator.clipboard.writeText(text);
+      // refused (no permission, page not focused): the old way may still work
+      return navigator.clipboard.writeText(text).catch(function () { return copyBySelection(text); });
     }
+    return copyBySelection(text);
+  }
+
+  function copyBySelection(text) {
     return new Promise(function (resolve, reject) {
       var area = document.createElement('textarea');
       area.value = text;

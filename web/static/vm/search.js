@@ -1,6 +1,6 @@
 /* The map's venue search: Chinese or English name, or pinyin without tones ("gugong").
  *
- * A search button in the top bar opens a box over it: an ARIA 1.2 combobox (role=combobox,
+ * A search button (a map control under the zoom buttons) opens a box over the top bar: an ARIA 1.2 combobox (role=combobox,
  * aria-expanded, aria-controls, aria-activedescendant) with a listbox of options. Up/Down
  * move, Enter opens the venue's popup (the first one if none is chosen), Escape closes the
  * list, then the box. Results come from GET /api/search?q= (the server keeps every name's
@@ -41,8 +41,7 @@
   function init(vm, cfg) {
     var t = cfg.t, lang = cfg.lang, other = lang === 'zh' ? 'en' : 'zh';
     var h = vm.h, map = vm.state.map;
-    var bar = document.querySelector('.vm-bar');
-    if (!bar || !cfg.urls.search) return;
+    if (!cfg.urls.search) return;
     var catLabel = {};
     cfg.categories.forEach(function (c) { catLabel[c.id] = c; });
     var HTML_LANG = {zh: 'zh-CN', en: 'en'};
@@ -62,8 +61,16 @@
     var status = h('p', {class: 'vm-sr', role: 'status', 'aria-live': 'polite'});
     var panel = h('div', {class: 'vm-search', id: 'vm-search', role: 'search', hidden: true},
       [label, input, closeBtn, list, status]);
-    var langLink = bar.querySelector('.vm-lang, .vm-info-link');
-    bar.insertBefore(openBtn, langLink && langLink.parentNode === bar ? langLink : null);
+    // The button is a map control under the zoom buttons (the top bar is full on a phone).
+    var SearchControl = L.Control.extend({
+      options: {position: 'topleft'},
+      onAdd: function () {
+        var wrap = h('div', {class: 'leaflet-control vm-search-control'}, [openBtn]);
+        L.DomEvent.disableClickPropagation(wrap);
+        return wrap;
+      }
+    });
+    new SearchControl().addTo(map);
     document.body.appendChild(panel);
     L.DomEvent.disableClickPropagation(panel);
     L.DomEvent.disableScrollPropagation(panel);
