@@ -168,6 +168,10 @@ def test_popup_orders_clips_and_shows_durations_and_go_there(real_site, visit, l
     assert links[:2] == [expected["amap"], expected["baidu"]]
     t = maps.strings(lang)
     assert v.page.locator(".vm-popup .vm-share").inner_text() == t["ven_copy_link"]
+    # From age 0 with no upper bound: "all ages", in the page's language.
+    assert p["min_age"] == 0 and p.get("max_age") is None
+    text = v.page.locator(".vm-popup .vm-facts").inner_text()
+    assert t["ven_all_ages"] in text and "0 岁" not in text and "0 years" not in text
     fits(v)
     v.shot(f"popup-go-{lang}-{size}")
 

@@ -1,7 +1,8 @@
 /* The map's venue search: Chinese or English name, or pinyin without tones ("gugong").
  *
- * A search button (a map control under the zoom buttons) opens a box over the top bar: an ARIA 1.2 combobox (role=combobox,
- * aria-expanded, aria-controls, aria-activedescendant) with a listbox of options. Up/Down
+ * A search button (a map control beside the zoom buttons) opens a box over the top bar:
+ * an ARIA 1.2 combobox (role=combobox, aria-expanded, aria-controls,
+ * aria-activedescendant) with a listbox of options. Up/Down
  * move, Enter opens the venue's popup (the first one if none is chosen), Escape closes the
  * list, then the box. Results come from GET /api/search?q= (the server keeps every name's
  * pinyin); coordinates are WGS-84 and go through map.js's toDisplay. Names are untrusted
@@ -61,7 +62,7 @@
     var status = h('p', {class: 'vm-sr', role: 'status', 'aria-live': 'polite'});
     var panel = h('div', {class: 'vm-search', id: 'vm-search', role: 'search', hidden: true},
       [label, input, closeBtn, list, status]);
-    // The button is a map control under the zoom buttons (the top bar is full on a phone).
+    // The button is a map control beside the zoom buttons (the top bar is full on a phone).
     var SearchControl = L.Control.extend({
       options: {position: 'topleft'},
       onAdd: function () {
