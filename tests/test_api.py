@@ -209,3 +209,85 @@ def test_bbox_is_exact_to_the_last_digit(app, client):
     assert np.float32(edge + 3e-6) - np.float32(edge) < 1e-5  # the index cannot tell
     doc = client.get(f"/api/venues?bbox=116.3,39.8,{edge},40.0").get_json(force=True)
     assert sorted(f["id"] for f in doc["features"]) == ["inside", "on-edge"]
+
+
+def test_clips_are_ordered_by_the_page_language_everywhere(app, client, tmp_path):
+    """Chinese first on Chinese pages, English first on English ones: the API (``lang``, else
+    Accept-Language), hence the map's popup and near-me button, and the venue page agree."""
+    from helpers import published_clip
+
+    load(app, [feature("bilingual", 116.4, 39.9)])
+    zh = published_clip(app, "bilingual", "zh", tmp_path / "a")
+    en = published_clip(app, "bilingual", "en", tmp_path / "b")  # newer: first by date
+
+    def order(url, **headers):
+        r = client.get(url, headers=headers)
+        assert r.status_code == 200
+        return [c["id"] for c in r.get_json()["clips"]]
+
+    assert order("/api/venues/bilingual/clips?lang=zh") == [zh["id"], en["id"]]
+    assert order("/api/venues/bilingual/clips?lang=en") == [en["id"], zh["id"]]
+    assert order("/api/venues/bilingual/clips?lang=zh-CN") == [zh["id"], en["id"]]
+    assert order("/api/venues/bilingual/clips", **{"Accept-Language": "zh-CN,zh;q=0.9"}) == [
+        zh["id"], en["id"]]
+    assert order("/api/venues/bilingual/clips", **{"Accept-Language": "en-GB"}) == [
+        en["id"], zh["id"]]
+    r = client.get("/api/venues/bilingual/clips")
+    assert "Accept-Language" in r.headers.get("Vary", "")
+    bad = client.get("/api/venues/bilingual/clips?lang=%3Cscript%3E")
+    assert bad.status_code == 400 and bad.get_json()["param"] == "lang"
+    for lang, first, second in (("zh", zh, en), ("en", en, zh)):
+        page = client.get(f"/venues/bilingual?lang={lang}").get_data(as_text=True)
+        assert page.index(f'data-clip="{first["id"]}"') < page.index(
+            f'data-clip="{second["id"]}"')
+
+
+def real_venues():
+    from helpers import ROOT_DATA
+
+    return json.loads(ROOT_DATA.read_text(encoding="utf-8"))["features"]
+
+
+@pytest.mark.parametrize(("q", "expected"), [
+    ("gugong", "palace-museum"),        # pinyin without tones
+    ("gu gong", "palace-museum"),       # with a space
+    ("GuGong", "palace-museum"),        # any case
+    ("ggbwy", "palace-museum"),         # initials
+    ("故宫", "palace-museum"),           # Chinese
+    ("palace museum", "palace-museum"),  # English, any case
+    ("the palace", "palace-museum"),
+])
+def test_search_finds_venues_by_chinese_english_and_pinyin(app, client, q, expected):
+    load(app, real_venues())
+    r = client.get("/api/search", query_string={"q": q})
+    assert r.status_code == 200, r.get_json()
+    found = r.get_json()["venues"]
+    assert found and found[0]["id"] == expected, [v["id"] for v in found]
+    first = found[0]
+    assert first["name_zh"] == "故宫博物院"
+    assert first["lon"] == pytest.approx(116.39, abs=0.02)  # WGS-84, not shifted
+    assert r.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_search_ranks_and_limits_and_refuses_bad_queries(app, client):
+    load(app, real_venues())
+    many = client.get("/api/search?q=bowuguan&limit=50").get_json()["venues"]
+    assert len(many) > 10 and all("博物馆" in v["name_zh"] for v in many)
+    assert len(client.get("/api/search?q=bowuguan").get_json()["venues"]) == 10
+    assert client.get("/api/search?q=zzzzqqq").get_json()["venues"] == []
+    # A name starting with the words comes before one holding them further on.
+    ids = [v["id"] for v in client.get("/api/search?q=forbidden city").get_json()["venues"]]
+    assert ids.index("forbidden-city-concert-hall") < ids.index("palace-museum")
+    for query, param in (("", "q"), ("q=", "q"), ("q=" + "x" * 101, "q"),
+                         ("q=a%07", "q"), ("q=gugong&limit=0", "limit"),
+                         ("q=gugong&limit=51", "limit"), ("q=gugong&limit=x", "limit")):
+        r = client.get("/api/search?" + query)
+        assert r.status_code == 400 and r.get_json()["param"] == param, query
+
+
+def test_search_sees_registry_changes(app, client):
+    load(app, [feature("a", 116.4, 39.9, name_zh="天坛公园", name_en="Temple of Heaven")])
+    assert [v["id"] for v in client.get("/api/search?q=tiantan").get_json()["venues"]] == ["a"]
+    load(app, [feature("a", 116.4, 39.9, name_zh="地坛公园", name_en="Temple of Earth")])
+    assert client.get("/api/search?q=tiantan").get_json()["venues"] == []
+    assert [v["id"] for v in client.get("/api/search?q=ditan").get_json()["venues"]] == ["a"]

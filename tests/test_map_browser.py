@@ -439,7 +439,7 @@ def test_popup_player_loads_a_clip_from_the_clip_contract(site, visit, stub_mp3)
             "narrator_age": 9, "title": "My library", "transcript": "Books <i>everywhere</i>.",
             "duration_ms": 2500, "loudness_lufs": -16, "peaks": [0.2, 0.4],
             "audio_url": "/stub-audio/stub.mp3", "status": "published"}
-    v.page.route("**/api/venues/library-0/clips",
+    v.page.route("**/api/venues/library-0/clips*",  # ?lang=: the page language first
                  lambda r: r.fulfill(json={"clips": [clip]}))
     v.page.route("**/stub-audio/stub.mp3",
                  lambda r: r.fulfill(body=stub_mp3, content_type="audio/mpeg"))

@@ -304,7 +304,9 @@ def test_venue_page_escapes_data_and_lists_published_clips(app, client, loaded):
     assert XSS not in html
     assert "公园&lt;script&gt;" in html
     assert "<b>" not in html
-    assert '<audio controls preload="none" src="/audio/c1.mp3"></audio>' in html
+    # Nothing downloaded before a tap; the stored duration for player.js to show meanwhile.
+    assert ('<audio controls preload="none" src="/audio/c1.mp3" data-duration-ms="83000">'
+            '</audio>') in html
     assert "autoplay" not in html
     assert "secret" not in html
     assert "<details" in html
@@ -438,3 +440,50 @@ def test_venue_page_back_link_is_the_plain_map_for_venue_js_to_take_back(client,
     back = re.search(r'<a [^>]*id="vm-back"[^>]*>', page)
     assert back, "no back link"
     assert 'href="/?lang=en"' in back.group(0)  # no state: history.back() restores it
+
+
+@pytest.mark.parametrize(("ages", "zh", "en"), [
+    ({"min_age": 0}, "不限年龄", "All ages"),
+    ({"min_age": 0, "max_age": 14}, "14 岁及以下", "Up to 14 years"),
+    ({"min_age": 3}, "3 岁及以上", "3 years and up"),
+    ({"min_age": 2, "max_age": 12}, "2–12 岁", "2–12 years"),
+])
+def test_venue_page_says_ages_in_the_page_language_and_all_ages_from_zero(app, client, ages,
+                                                                          zh, en):
+    load(app, [feature("aged", 116.4, 39.9, **ages)])
+    zh_page = client.get("/venues/aged?lang=zh").get_data(as_text=True)
+    en_page = client.get("/venues/aged?lang=en").get_data(as_text=True)
+    assert f"<dd>{zh}</dd>" in zh_page
+    assert f"<dd>{en}</dd>" in en_page
+    for page in (zh_page, en_page):
+        assert "0 岁" not in page and "0 years" not in page and "0–" not in page
+
+
+def test_venue_page_without_ages_says_nothing_about_them(app, client):
+    load(app, [feature("ageless", 116.4, 39.9)])
+    page = client.get("/venues/ageless?lang=zh").get_data(as_text=True)
+    assert "不限年龄" not in page and "<dt>适合年龄</dt>" not in page
+
+
+def test_venue_page_has_go_there_links_and_a_share_button(app, client):
+    from html import unescape
+
+    from voicemap.geo import wgs84_to_bd09, wgs84_to_gcj02
+
+    load(app, [feature("gate", 116.3913, 39.9152, name_zh="故宫博物院",
+                       name_en="The Palace Museum (Forbidden City)")])
+    for lang, name in (("zh", "故宫博物院"), ("en", "The Palace Museum (Forbidden City)")):
+        html = client.get(f"/venues/gate?lang={lang}").get_data(as_text=True)
+        links = maps.map_app_links(name, 116.3913, 39.9152)
+        hrefs = [unescape(h) for h in
+                 re.findall(r'class="vm-btn vm-go-app" href="([^"]+)"', html)]
+        glon, glat = wgs84_to_gcj02(116.3913, 39.9152)
+        assert hrefs[0].startswith(f"https://uri.amap.com/marker?position={glon:.6f},{glat:.6f}")
+        blon, blat = wgs84_to_bd09(116.3913, 39.9152)
+        assert f"location={blat:.6f},{blon:.6f}" in hrefs[1]
+        assert hrefs[2] == links["apple"]
+        assert maps.strings(lang)["ven_go_there"] in html
+        # share: the page's canonical address; hidden until go.js knows how to share
+        assert re.search(r'<button type="button" class="vm-btn vm-share" '
+                         r'data-url="http://localhost/venues/gate" data-title="[^"]+" hidden>',
+                         html)

@@ -251,6 +251,19 @@ def for_venue(session: Session, venue_id: str, manager: Manager | None = None) -
     return list(session.execute(stmt.order_by(Clip.uploaded_at.desc(), Clip.id)).scalars())
 
 
+def in_page_order(clips: list[Clip], lang: str | None) -> list[Clip]:
+    """The one order in which families see a venue's clips: those in the page's language
+    (``lang``'s primary subtag: "zh" takes zh, zh-CN, zh-Hant) first, then the others; each
+    group keeps the order it came in (newest first from ``for_venue``). The venue page, the
+    clips API (hence the map's popup and its near-me play button, which plays the first)
+    all order through here.
+    """
+    base = (lang or "").lower().split("-")[0]
+    if not base:
+        return list(clips)
+    return sorted(clips, key=lambda c: (c.lang or "").lower().split("-")[0] != base)
+
+
 def published_by_venue(session: Session, venue_ids: list[str] | None = None
                        ) -> dict[str, list[Clip]]:
     """Published clips grouped by venue (all venues, or these)."""

@@ -5,6 +5,10 @@ the obfuscated datum that Chinese web maps (Gaode/AMap, Tencent) and WeChat's lo
 inside mainland China it is offset from WGS-84 by a few hundred metres (about 500 m in
 Beijing). Conversions here follow the published GCJ-02 forward formula; the inverse is solved
 by fixed-point iteration to well under a centimetre.
+
+BD-09 is Baidu Maps' datum: GCJ-02 shifted again by Baidu's published formula (about 0.0065
+degrees east and 0.006 north in Beijing, some 700 m). voicemap only writes it, for links that
+open a venue in Baidu's app ("go there"); its inverse is solved the same way.
 """
 
 from __future__ import annotations
@@ -71,6 +75,38 @@ def gcj02_to_wgs84(lon: float, lat: float) -> tuple[float, float]:
         if abs(elon) < 1e-10 and abs(elat) < 1e-10:
             break
     return wlon, wlat
+
+
+_X_PI = math.pi * 3000.0 / 180.0
+
+
+def gcj02_to_bd09(lon: float, lat: float) -> tuple[float, float]:
+    """Convert a GCJ-02 point to BD-09 (Baidu's published formula, applied everywhere)."""
+    z = math.sqrt(lon * lon + lat * lat) + 0.00002 * math.sin(lat * _X_PI)
+    theta = math.atan2(lat, lon) + 0.000003 * math.cos(lon * _X_PI)
+    return z * math.cos(theta) + 0.0065, z * math.sin(theta) + 0.006
+
+
+def bd09_to_gcj02(lon: float, lat: float) -> tuple[float, float]:
+    """Convert a BD-09 point to GCJ-02, by fixed-point iteration of the forward formula."""
+    glon, glat = lon - 0.0065, lat - 0.006
+    for _ in range(30):
+        blon, blat = gcj02_to_bd09(glon, glat)
+        elon, elat = blon - lon, blat - lat
+        glon, glat = glon - elon, glat - elat
+        if abs(elon) < 1e-10 and abs(elat) < 1e-10:
+            break
+    return glon, glat
+
+
+def wgs84_to_bd09(lon: float, lat: float) -> tuple[float, float]:
+    """A WGS-84 point in BD-09 (through GCJ-02, as Baidu defines it)."""
+    return gcj02_to_bd09(*wgs84_to_gcj02(lon, lat))
+
+
+def bd09_to_wgs84(lon: float, lat: float) -> tuple[float, float]:
+    """A BD-09 point in WGS-84."""
+    return gcj02_to_wgs84(*bd09_to_gcj02(lon, lat))
 
 
 def to_wgs84(lon: float, lat: float, datum: str) -> tuple[float, float]:

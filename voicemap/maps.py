@@ -52,6 +52,9 @@ ASSET_FILES: dict[str, str] = {
     "vm/gcj02.js": "static/vm/gcj02.js",
     "vm/map.js": "static/vm/map.js",
     "vm/venue.js": "static/vm/venue.js",
+    "vm/go.js": "static/vm/go.js",  # "go there" links and sharing (map popup, venue page)
+    "vm/search.js": "static/vm/search.js",  # the map's venue search box
+    "vm/player.js": "static/vm/player.js",  # players showing the known duration
     "vm/whatson.js": "static/vm/whatson.js",
     "vm/act.css": "static/vm/act.css",
     "vm/works.css": "static/vm/works.css",  # children's works: pages and the map layer
@@ -65,7 +68,8 @@ ASSET_FILES: dict[str, str] = {
     "vm/ogc.js": "static/vm/ogc.js",
 }
 MAP_JS = ("leaflet/leaflet.js", "markercluster/leaflet.markercluster.js",
-          "subgroup/leaflet.featuregroup.subgroup.js", "vm/gcj02.js", "vm/map.js",
+          "subgroup/leaflet.featuregroup.subgroup.js", "vm/gcj02.js", "vm/go.js",
+          "vm/player.js", "vm/map.js", "vm/search.js",
           "vm/whatson.js", "vm/works-map.js")
 MAP_CSS = ("leaflet/leaflet.css", "markercluster/MarkerCluster.css", "vm/vm.css",
            "vm/categories.css", "vm/act.css", "vm/works.css")
@@ -310,7 +314,8 @@ def page_settings(lang: str, tiles: dict[str, Any]) -> dict[str, Any]:
                         "icon": c.icon} for c in categories.CATEGORIES],
         "urls": {"data": f"{root}/api/map/venues", "nearest": f"{root}/api/nearest",
                  "venue": f"{root}/api/venues/", "page": f"{root}/venues/",
-                 "home": f"{root}/", "activities": f"{root}/api/activities"},
+                 "home": f"{root}/", "activities": f"{root}/api/activities",
+                 "search": f"{root}/api/search"},
     }
 
 
@@ -404,8 +409,13 @@ def map_data(conn: Connection, bbox: tuple[float, float, float, float], zoom: in
 
 
 def ages_text(p: dict[str, Any], t: dict[str, str]) -> str | None:
-    """"3–12 years", "6 years and up", ... or None when the registry says nothing."""
+    """"3–12 years", "6 years and up", "All ages" (from 0, no upper bound), ... or None when
+    the registry says nothing. A lower bound of 0 is no bound ("Up to 14", not "0–14")."""
     lo, hi = p.get("min_age"), p.get("max_age")
+    if lo == 0:
+        if hi is None:
+            return t["ven_all_ages"]
+        lo = None
     if lo is not None and hi is not None:
         return t["ages_range"].format(min=lo, max=hi)
     if lo is not None:
@@ -424,6 +434,35 @@ def access_facts(p: dict[str, Any], t: dict[str, str]) -> list[tuple[bool, str]]
         if p.get(field) is not None:
             out.append((bool(p[field]), t[yes] if p[field] else t[no]))
     return out
+
+
+def map_app_links(name: str, lon: float, lat: float, address: str = "") -> dict[str, str]:
+    """Links that open the venue (WGS-84 ``lon``, ``lat``) in the phone's map app ("go
+    there"), each in the datum it expects; ``web/static/vm/go.js`` builds the same in the
+    map's popup (a test compares them).
+
+    - Gaode/Amap's URI API, ``coordinate=gaode``: GCJ-02; ``callnative=1`` opens the app
+      where it is installed, else Amap's web page.
+    - Baidu's URI API, ``coord_type=bd09ll``: BD-09, ``location`` is latitude first.
+    - Apple Maps (iOS): in mainland China it shows AutoNavi's GCJ-02 map, and places given
+      in WGS-84 land some 500 m off (as MapKit annotations do); so GCJ-02 there too (outside
+      China the two coincide).
+    """
+    from urllib.parse import quote
+
+    from .geo import wgs84_to_bd09, wgs84_to_gcj02
+
+    glon, glat = wgs84_to_gcj02(lon, lat)
+    blon, blat = wgs84_to_bd09(lon, lat)
+    q = quote(name, safe="")
+    return {
+        "amap": f"https://uri.amap.com/marker?position={glon:.6f},{glat:.6f}&name={q}"
+                "&src=voicemap&coordinate=gaode&callnative=1",
+        "baidu": f"https://api.map.baidu.com/marker?location={blat:.6f},{blon:.6f}&title={q}"
+                 f"&content={quote(address or name, safe='')}&output=html&coord_type=bd09ll"
+                 "&src=webapp.voicemap.voicemap",
+        "apple": f"https://maps.apple.com/?ll={glat:.6f},{glon:.6f}&q={q}",
+    }
 
 
 def web_link(url: str | None) -> dict[str, str] | None:

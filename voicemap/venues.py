@@ -329,3 +329,101 @@ def parse(features: Iterable[str]) -> list[dict[str, Any]]:
 
 def _connection(session: Session | Connection) -> Connection:
     return session.connection() if isinstance(session, Session) else session
+
+
+# --- search by name and pinyin (the map's search box) ------------------------------------
+
+SEARCH_MAX = 50
+
+
+@dataclass(frozen=True)
+class SearchEntry:
+    id: str
+    name_zh: str
+    name_en: str
+    category: str
+    lon: float
+    lat: float
+    zh: str  # name_zh, lowercased
+    en: str  # name_en, lowercased
+    en_key: str  # name_en, letters and digits only
+    pinyin: str  # name_zh in pinyin without tones or spaces: "gugongbowuyuan"
+    initials: str  # the syllables' first letters: "ggbwy"
+
+
+def _fold(value: str) -> str:
+    """Lowercase letters and digits only (ü as u): what pinyin and English keys compare."""
+    return "".join(c for c in value.lower().replace("ü", "u") if c.isalnum())
+
+
+def pinyin_keys(name: str) -> tuple[str, str]:
+    """(full pinyin, initials) of a Chinese name, without tones: 故宫博物院 ->
+    ("gugongbowuyuan", "ggbwy"). Letters and digits in the name stay as they are."""
+    from pypinyin import Style, lazy_pinyin
+
+    syllables = [s for s in lazy_pinyin(name, style=Style.NORMAL, errors="default") if s]
+    full = _fold("".join(syllables)).replace("v", "u")  # lv (绿) is also typed lu
+    initials = "".join(_fold(s)[:1] for s in syllables)
+    return full, initials
+
+
+def search_index(conn: Connection) -> list[SearchEntry]:
+    """Every venue's names and pinyin keys, computed once per registry state and kept (the
+    registry's row count and last ``updated_at`` name the state)."""
+    from flask import current_app
+
+    state = tuple(conn.execute(select(func.count(), func.max(Venue.updated_at))).one())
+    cache = current_app.extensions.setdefault("voicemap.search_index", {})
+    if cache.get("state") != state:
+        rows = conn.execute(text(
+            "SELECT id, name_zh, name_en, category, ST_X(geom), ST_Y(geom) FROM venues"))
+        entries = []
+        for vid, zh, en, cat, x, y in rows:
+            full, initials = pinyin_keys(zh or "")
+            entries.append(SearchEntry(vid, zh or "", en or "", cat, x, y, (zh or "").lower(),
+                                       (en or "").lower(), _fold(en or ""), full, initials))
+        cache.clear()
+        cache.update(state=state, entries=entries)
+    return cache["entries"]
+
+
+def check_query(q: str | None) -> str:
+    """The search text: 1 to 100 characters, no control characters."""
+    q = (q or "").strip()
+    if not q:
+        raise BadRequest("q is required: part of a venue's Chinese or English name, or its "
+                         "pinyin without tones (gugong)", param="q")
+    if len(q) > 100 or any(ord(c) < 32 for c in q):
+        raise BadRequest("q must be at most 100 characters, without control characters",
+                         param="q")
+    return q
+
+
+def search(conn: Connection, q: str, limit: int = 10) -> list[dict[str, Any]]:
+    """Venues whose Chinese or English name contains ``q``, or whose name's pinyin (no
+    tones, no spaces: "gugong", "gu gong") or initials ("ggbwy") starts with it or, for
+    pinyin, contains it. Best first: a whole name, then a name or pinyin starting with it,
+    then initials, then anywhere; shorter names first. Coordinates are WGS-84."""
+    q = check_query(q)
+    limit = min(max(limit, 1), SEARCH_MAX)
+    low, key = q.lower(), _fold(q)
+    pkey = key.replace("v", "u")  # as pinyin_keys: lv and lu alike
+    found = []
+    for e in search_index(conn):
+        if low in (e.zh, e.en):
+            rank = 0
+        elif e.zh.startswith(low) or e.en.startswith(low) or (
+                key and (e.pinyin.startswith(pkey) or e.en_key.startswith(key))):
+            rank = 1
+        elif len(key) >= 2 and e.initials.startswith(key):
+            rank = 2
+        elif low in e.zh or low in e.en or (len(key) >= 2 and (pkey in e.pinyin
+                                                                or key in e.en_key)):
+            rank = 3
+        else:
+            continue
+        found.append((rank, len(e.name_zh), e.id, e))
+    found.sort(key=lambda r: r[:3])
+    return [{"id": e.id, "name_zh": e.name_zh, "name_en": e.name_en, "category": e.category,
+             "lon": round(e.lon, 6), "lat": round(e.lat, 6)}
+            for *_, e in found[:limit]]

@@ -27,7 +27,7 @@ GEOJSON = "application/geo+json"
 # takes a token or writes is here, and credentials are never allowed: a cross-site request
 # can read only what anyone can.
 PUBLIC = frozenset({"api.venue_list", "api.venue_detail", "api.nearest", "api.category_list",
-                    "clips.venue_clips", "pages.map_venues",
+                    "api.venue_search", "clips.venue_clips", "pages.map_venues",
                     # public works (a private one answers 404 without a token), campaigns,
                     # activities and information pages
                     "works.campaigns", "works.campaign", "works.works", "works.work",
@@ -182,6 +182,22 @@ def started(chunks: Iterator[str]) -> Iterator[str]:
     if first is None:
         return iter(())
     return itertools.chain([first], chunks)
+
+
+@bp.get("/api/search")
+def venue_search():
+    """Venues by Chinese or English name or toneless pinyin (``q``), best first; the map's
+    search box. ``limit`` 1-50 (10). Coordinates WGS-84."""
+    q = venues.check_query(request.args.get("q"))
+    limit = integer("limit", 10)
+    if not 1 <= limit <= venues.SEARCH_MAX:
+        raise BadRequest(f"limit must be between 1 and {venues.SEARCH_MAX}, got {limit}",
+                         param="limit")
+    with db.engine().connect() as conn:
+        found = venues.search(conn, q, limit)
+    response = jsonify(q=q, venues=found)
+    response.headers["Cache-Control"] = "public, max-age=60"
+    return response
 
 
 @bp.get("/api/venues/<venue_id>")

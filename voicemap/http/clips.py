@@ -111,9 +111,26 @@ def venue_clips(venue_id: str):
     session = db.get_session()
     venues.get(session, venue_id)  # 404 before any question about the caller
     manager = current_manager()
-    found = clips.for_venue(session, venue_id, manager)
-    return jsonify(clips=[clips.to_dict(c, private=policy.can_see_private(manager, c))
-                          for c in found])
+    lang = order_lang()
+    found = clips.in_page_order(clips.for_venue(session, venue_id, manager), lang)
+    resp = jsonify(lang=lang, clips=[clips.to_dict(c, private=policy.can_see_private(manager, c))
+                                     for c in found])
+    if not request.args.get("lang"):
+        resp.vary.add("Accept-Language")
+    return resp
+
+
+def order_lang() -> str:
+    """The language the clips are ordered by: ``?lang=`` (a code such as zh, en, zh-Hant),
+    else the best of zh and en for the request's Accept-Language, else zh (the pages'
+    rule, ``pages.choose_lang``)."""
+    asked = (request.args.get("lang") or "").strip()
+    if asked:
+        if not clips.LANG.match(asked):
+            raise BadRequest(f"lang must be a language code such as zh or en, got {asked!r}",
+                             param="lang")
+        return asked
+    return request.accept_languages.best_match(("zh", "en")) or "zh"
 
 
 @bp.get("/api/clips/<clip_id>")

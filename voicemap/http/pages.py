@@ -153,7 +153,8 @@ def venue(venue_id: str):
         return Response(page, 404, mimetype="text/html", headers={"Content-Language": lang})
     p = feature["properties"]
     cat = categories.get(p["category"]) or categories.CATEGORIES[0]
-    clips = [clip_service.to_dict(c) for c in clip_service.for_venue(db.get_session(), venue_id)]
+    clips = [clip_service.to_dict(c) for c in clip_service.in_page_order(
+        clip_service.for_venue(db.get_session(), venue_id), lang)]
     from .. import works as work_service  # children's works pinned to the venue
 
     pinned = work_service.for_venue(db.get_session(), venue_id)
@@ -161,7 +162,9 @@ def venue(venue_id: str):
     lon, lat = feature["geometry"]["coordinates"]
     settings = {"lon": lon, "lat": lat, "datum": tiles["datum"], "tiles": tiles,
                 "glyph": cat.icon, "cat": cat.id,
-                "t": {k: t[k] for k in ("zoom_in", "zoom_out", "venue_map_label")}}
+                "t": {k: t[k] for k in ("zoom_in", "zoom_out", "venue_map_label", "ven_share",
+                                        "ven_copy_link", "ven_link_copied", "ven_copy_failed",
+                                        "play", "pause", "ven_position")}}
     page = render_template(
         "venue.html", t=t, lang=lang, other="en" if lang == "zh" else "zh", p=p, cat=cat,
         cat_label=cat.label(lang), clips=clips, url=venue_url(venue_id), settings=settings,
@@ -171,6 +174,8 @@ def venue(venue_id: str):
         map_url=url_for("pages.index", lang=lang),
         on_map_url=url_for("pages.index", lang=lang, venue=venue_id, lat=f"{lat:.5f}",
                            lon=f"{lon:.5f}", z=16),
+        go=maps.map_app_links(p.get(f"name_{lang}") or p["name_zh"], lon, lat,
+                              p.get(f"address_{lang}") or p.get("address_zh") or ""),
         qr_svg=url_for("pages.venue_qr", venue_id=venue_id, fmt="svg"), works=pinned,
         acts=upcoming_activities(venue_id, lang),
         ics_url=url_for("activities.venue_feed", venue_id=venue_id, lang=lang))

@@ -1,4 +1,5 @@
-/* GCJ-02 <-> WGS-84, a port of voicemap/geo.py (tests compare the two).
+/* GCJ-02 <-> WGS-84, and GCJ-02 <-> BD-09 (Baidu), a port of voicemap/geo.py (tests compare
+ * the two).
  *
  * GCJ-02 is the datum of Gaode/AMap tiles and of WeChat's location API; inside mainland
  * China it is offset from WGS-84 by a few hundred metres. Outside the conventional China
@@ -54,7 +55,36 @@
     return [wlon, wlat];
   }
 
-  var api = {wgs84ToGcj02: wgs84ToGcj02, gcj02ToWgs84: gcj02ToWgs84};
+  var X_PI = PI * 3000.0 / 180.0;
+
+  /** [lon, lat] in BD-09 (Baidu) for a GCJ-02 point. */
+  function gcj02ToBd09(lon, lat) {
+    var z = Math.sqrt(lon * lon + lat * lat) + 0.00002 * Math.sin(lat * X_PI);
+    var theta = Math.atan2(lat, lon) + 0.000003 * Math.cos(lon * X_PI);
+    return [z * Math.cos(theta) + 0.0065, z * Math.sin(theta) + 0.006];
+  }
+
+  /** [lon, lat] in GCJ-02 for a BD-09 point (fixed-point iteration, like geo.py). */
+  function bd09ToGcj02(lon, lat) {
+    var glon = lon - 0.0065, glat = lat - 0.006;
+    for (var i = 0; i < 30; i++) {
+      var b = gcj02ToBd09(glon, glat);
+      var elon = b[0] - lon, elat = b[1] - lat;
+      glon -= elon;
+      glat -= elat;
+      if (Math.abs(elon) < 1e-10 && Math.abs(elat) < 1e-10) break;
+    }
+    return [glon, glat];
+  }
+
+  /** [lon, lat] in BD-09 for a WGS-84 point (through GCJ-02). */
+  function wgs84ToBd09(lon, lat) {
+    var g = wgs84ToGcj02(lon, lat);
+    return gcj02ToBd09(g[0], g[1]);
+  }
+
+  var api = {wgs84ToGcj02: wgs84ToGcj02, gcj02ToWgs84: gcj02ToWgs84, gcj02ToBd09: gcj02ToBd09,
+    bd09ToGcj02: bd09ToGcj02, wgs84ToBd09: wgs84ToBd09};
   if (typeof module === 'object' && module.exports) module.exports = api;
   else root.vmGeo = api;
 }(this));

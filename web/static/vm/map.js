@@ -384,7 +384,8 @@
     }
     function getClips(id) {
       if (!clipLists[id]) {
-        clipLists[id] = getJson(cfg.urls.venue + encodeURIComponent(id) + '/clips')
+        // The server orders them for the page's language (clips.in_page_order).
+        clipLists[id] = getJson(cfg.urls.venue + encodeURIComponent(id) + '/clips?lang=' + lang)
           .then(function (d) { return (d && d.clips) || []; })
           .catch(function () { delete clipLists[id]; return []; });
       }
@@ -402,6 +403,11 @@
     }
     function ages(p) {
       var lo = p.min_age, hi = p.max_age;
+      // As maps.ages_text: from 0 with no upper bound is "all ages"; 0 is no lower bound.
+      if (lo === 0) {
+        if (hi === null || hi === undefined) return t.ven_all_ages;
+        lo = null;
+      }
       if (lo !== null && lo !== undefined && hi !== null && hi !== undefined) {
         return fmt(t.ages_range, {min: lo, max: hi});
       }
@@ -434,13 +440,23 @@
           : fmtNodes(t.narrator, {name: c.narrator_name, age: c.narrator_age}, ['name']))
         .concat(c.duration_ms ? [' · ' + formatDuration(c.duration_ms)] : []));
       var audio = h('audio', {controls: true, preload: 'none', src: c.audio_url,
-        lang: HTML_LANG[c.lang] || c.lang});
-      return h('figure', {class: 'vm-clip', 'data-clip': c.id}, [
+        lang: HTML_LANG[c.lang] || c.lang, 'data-duration-ms': c.duration_ms || null});
+      var fig = h('figure', {class: 'vm-clip', 'data-clip': c.id}, [
         c.title ? h('p', {class: 'vm-clip-title vm-data', text: c.title}) : null,
         caption, audio,
         h('details', {class: 'vm-transcript'}, [h('summary', {text: t.transcript}),
           h('p', {class: 'vm-data', text: c.transcript || ''})])
       ]);
+      if (window.vmPlayer) window.vmPlayer.enhance(audio, t);  // the known duration, player.js
+      return fig;
+    }
+
+    /** "Go there" (map apps) and share, from go.js: the same links as the venue page's. */
+    function goThere(f) {
+      if (!window.vmGo) return null;
+      var c = f.geometry.coordinates;
+      var url = new URL(cfg.urls.page + encodeURIComponent(f.properties.id), location.href).href;
+      return window.vmGo.block(h, f.properties, c[0], c[1], t, lang, url);
     }
 
     function hours(p) {
@@ -479,6 +495,7 @@
         h('p', {class: 'vm-cat'}, [h('span', {class: 'vm-swatch vm-c-' + cat.id,
           'aria-hidden': 'true', text: cat.icon}), cat.label]),
         guides,
+        goThere(f),
         facts,
         about ? h('p', {class: 'vm-about'}, [about]) : null,
         h('p', {class: 'vm-more'}, [h('a', {href: cfg.urls.page + encodeURIComponent(p.id) +
@@ -678,8 +695,7 @@
           btn.hidden = true;
           return;
         }
-        var c = clips.filter(function (x) { return String(x.lang).indexOf(lang) === 0; })[0] ||
-          clips[0];
+        var c = clips[0];  // the server's order: the page's language first
         audio = h('audio', {preload: 'none', src: c.audio_url, class: 'vm-hidden-audio'});
         audio.addEventListener('play', function () { paint(true); });
         audio.addEventListener('pause', function () { paint(false); });
@@ -1192,5 +1208,6 @@
     map.on('overlayadd overlayremove', function () { saveUrlSoon(); load(); });
     load();
     saveUrl();
+    if (window.vmSearch) window.vmSearch.init(vm, cfg);  // the search box (search.js)
   };
 }());

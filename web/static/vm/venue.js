@@ -31,8 +31,11 @@
 
   var el = document.getElementById('vm-venue-map');
   var raw = document.getElementById('vm-venue-settings');
-  if (!el || !raw || !window.L) return;
+  if (!raw) return;
   var s = JSON.parse(raw.textContent);
+  if (window.vmGo) window.vmGo.enhance(document, s.t);  // "go there" (Apple Maps), share
+  if (window.vmPlayer) window.vmPlayer.enhanceAll(document, s.t);  // known durations
+  if (!el || !window.L) return;
   var lon = s.lon, lat = s.lat;
   if (s.datum === 'gcj02') {
     var g = window.vmGeo.wgs84ToGcj02(lon, lat);
