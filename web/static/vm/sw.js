@@ -1,0 +1,193 @@
+/* voicemap's service worker: only venues a family saved for offline, nothing else.
+ *
+ * Each saved venue has one Cache Storage cache, "vm-offline-<venue id>", holding the venue
+ * page, the page's own scripts and styles, each clip's MP3 (the whole 200 response) and a
+ * small record at META (what was saved, when, how big). The page (vm/offline.js) fills and
+ * deletes these caches; this worker answers from them and prunes them:
+ *  - a venue page: the network first (and the fresh copy replaces the saved one), the saved
+ *    copy when offline;
+ *  - a saved MP3: from the cache, Range requests answered by slicing the stored file;
+ *  - on every online load of a saved venue page, on activation and on a "check" message,
+ *    it asks GET /api/clips/status which saved clips are still published and deletes the
+ *    others (withdrawn, rejected, or replaced by a new recording), so that a withdrawn
+ *    child's voice does not stay on the phone once it is back online.
+ * Requests for anything not saved go to the network untouched. */
+'use strict';
+
+var PREFIX = 'vm-offline-';
+var META = '/__vm_offline__/meta';
+
+function venueOfPath(path) {
+  var m = /^\/venues\/([^\/?#]+)$/.exec(path);
+  return m ? decodeURIComponent(m[1]) : null;
+}
+
+function savedNames() {
+  return caches.keys().then(function (keys) {
+    return keys.filter(function (k) { return k.indexOf(PREFIX) === 0; });
+  });
+}
+
+function readMeta(cache) {
+  return cache.match(META).then(function (r) { return r ? r.json() : null; });
+}
+
+function writeMeta(cache, meta) {
+  return cache.put(META, new Response(JSON.stringify(meta),
+    {headers: {'Content-Type': 'application/json'}}));
+}
+
+/* Ask which saved clips are still published; delete the others from the cache, and refresh
+ * the saved page (it names the clips and carries their transcripts). Resolves to the
+ * updated record, or null when the venue is not saved; rejects when offline. */
+function prune(name) {
+  return caches.open(name).then(function (cache) {
+    return readMeta(cache).then(function (meta) {
+      if (!meta) return null;
+      var ids = Object.keys(meta.clips || {});
+      var asked = ids.length ? fetch('/api/clips/status?ids=' + ids.map(encodeURIComponent)
+        .join(','), {cache: 'no-store'}).then(function (r) {
+          if (!r.ok) throw new Error('status ' + r.status);
+          return r.json();
+        }) : Promise.resolve({published: {}});
+      return asked.then(function (status) {
+        var gone = ids.filter(function (id) {
+          var etag = meta.clips[id].etag;
+          return status.published[id] === undefined || (etag && status.published[id] !== etag);
+        });
+        return Promise.all(gone.map(function (id) {
+          return cache.delete(meta.clips[id].url).then(function () { delete meta.clips[id]; });
+        })).then(function () {
+          if (!gone.length) return meta;
+          return refreshPages(cache, meta).then(function () {
+            meta.bytes = Object.keys(meta.clips).reduce(function (n, id) {
+              return n + (meta.clips[id].bytes || 0);
+            }, meta.page_bytes || 0);
+            meta.pruned = (meta.pruned || []).concat(gone);
+            return writeMeta(cache, meta).then(function () { return meta; });
+          });
+        });
+      });
+    });
+  });
+}
+
+function refreshPages(cache, meta) {
+  return Promise.all((meta.pages || []).map(function (url) {
+    return fetch(url, {cache: 'no-store'}).then(function (r) {
+      if (r.ok) return cache.put(url, r);
+      if (r.status === 404) return cache.delete(url);
+    }).catch(function () {});
+  }));
+}
+
+function pruneAll() {
+  return savedNames().then(function (names) {
+    return Promise.all(names.map(function (n) { return prune(n).catch(function () {}); }));
+  });
+}
+
+self.addEventListener('install', function () { self.skipWaiting(); });
+
+self.addEventListener('activate', function (event) {
+  event.waitUntil(self.clients.claim().then(pruneAll));
+});
+
+self.addEventListener('message', function (event) {
+  var data = event.data || {};
+  if (data.type !== 'check') return;
+  var port = event.ports && event.ports[0];
+  var done = (data.venue ? prune(PREFIX + data.venue) : pruneAll()).then(
+    function (meta) { if (port) port.postMessage({ok: true, meta: meta || null}); },
+    function (err) { if (port) port.postMessage({ok: false, error: String(err)}); });
+  event.waitUntil(done);
+});
+
+function parseRange(header, size) {
+  var m = /^bytes=(\d*)-(\d*)$/.exec(header || '');
+  if (!m || (m[1] === '' && m[2] === '')) return null;
+  var start, end;
+  if (m[1] === '') {  // the last N bytes
+    start = Math.max(0, size - Number(m[2]));
+    end = size - 1;
+  } else {
+    start = Number(m[1]);
+    end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
+  }
+  if (start > end || start >= size) return {unsatisfiable: true};
+  return {start: start, end: end};
+}
+
+/* The saved MP3, whole or the asked range of it. */
+function fromSaved(saved, request) {
+  var range = request.headers.get('Range');
+  if (!range) return saved;
+  return saved.blob().then(function (blob) {
+    var r = parseRange(range, blob.size);
+    var type = saved.headers.get('Content-Type') || 'audio/mpeg';
+    if (!r) return new Response(blob, {status: 200, headers: {'Content-Type': type,
+      'Content-Length': String(blob.size), 'Accept-Ranges': 'bytes'}});
+    if (r.unsatisfiable) return new Response(null, {status: 416, headers: {
+      'Content-Range': 'bytes */' + blob.size}});
+    return new Response(blob.slice(r.start, r.end + 1), {status: 206, headers: {
+      'Content-Type': type, 'Accept-Ranges': 'bytes',
+      'Content-Length': String(r.end - r.start + 1),
+      'Content-Range': 'bytes ' + r.start + '-' + r.end + '/' + blob.size}});
+  });
+}
+
+function matchSaved(request, name) {
+  var url = new URL(request.url);
+  var key = url.pathname + url.search;
+  if (name) return caches.open(name).then(function (c) { return c.match(key); });
+  return caches.match(key);
+}
+
+self.addEventListener('fetch', function (event) {
+  var request = event.request;
+  if (request.method !== 'GET') return;
+  var url = new URL(request.url);
+  if (url.origin !== self.location.origin) return;
+  var path = url.pathname;
+  var venue = venueOfPath(path);
+
+  if (venue !== null && request.mode === 'navigate') {
+    var name = PREFIX + venue;
+    event.respondWith(caches.has(name).then(function (saved) {
+      if (!saved) return fetch(request);
+      return fetch(request).then(function (response) {
+        if (response.ok) {
+          // Online: keep the saved copy current, and drop what is no longer published.
+          var copy = response.clone();
+          event.waitUntil(caches.open(name).then(function (c) {
+            return readMeta(c).then(function (meta) {
+              var key = path + url.search;
+              if (meta && (meta.pages || []).indexOf(key) >= 0) return c.put(key, copy);
+            });
+          }).then(function () { return prune(name); }).catch(function () {}));
+        }
+        return response;
+      }, function () {
+        return caches.open(name).then(function (c) {
+          return c.match(path + url.search).then(function (r) {
+            return r || c.match(path, {ignoreSearch: true});
+          });
+        }).then(function (r) { return r || Response.error(); });
+      });
+    }));
+    return;
+  }
+
+  if (/^\/audio\/[^\/]+\.mp3$/.test(path)) {
+    event.respondWith(matchSaved(request).then(function (saved) {
+      return saved ? fromSaved(saved, request) : fetch(request);
+    }));
+    return;
+  }
+
+  if (path.indexOf('/assets/') === 0) {
+    event.respondWith(matchSaved(request).then(function (saved) {
+      return saved || fetch(request);
+    }));
+  }
+});
