@@ -155,7 +155,17 @@ self.addEventListener('fetch', function (event) {
     var name = PREFIX + venue;
     event.respondWith(caches.has(name).then(function (saved) {
       if (!saved) return fetch(request);
+      function savedCopy() {
+        return caches.open(name).then(function (c) {
+          return c.match(path + url.search).then(function (r) {
+            return r || c.match(path, {ignoreSearch: true});
+          });
+        });
+      }
       return fetch(request).then(function (response) {
+        if (response.status >= 500) {  // the server is down or busy: the saved copy is better
+          return savedCopy().then(function (r) { return r || response; });
+        }
         if (response.ok) {
           // Online: keep the saved copy current, and drop what is no longer published.
           var copy = response.clone();
@@ -168,11 +178,7 @@ self.addEventListener('fetch', function (event) {
         }
         return response;
       }, function () {
-        return caches.open(name).then(function (c) {
-          return c.match(path + url.search).then(function (r) {
-            return r || c.match(path, {ignoreSearch: true});
-          });
-        }).then(function (r) { return r || Response.error(); });
+        return savedCopy().then(function (r) { return r || Response.error(); });
       });
     }));
     return;
