@@ -35,12 +35,16 @@ class Recorder:
         self.app = app
         self.seen: list[str] = []
         self.recording = False
+        self.down = False  # answer 503 to everything, as a server in trouble would
         self.lock = threading.Lock()
 
     def __call__(self, environ, start_response):
         if self.recording:
             with self.lock:
                 self.seen.append(environ.get("PATH_INFO", ""))
+        if self.down:
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+            return [b"down"]
         inner = self.app(environ, start_response)
 
         def body():
@@ -168,13 +172,24 @@ def test_save_listen_offline_withdraw_and_remove(browser, offline_site):
         rec.recording = False
         assert rec.seen == [], f"the server was asked while offline: {rec.seen}"
 
-        # Back online: the remembered play is sent.
+        # A signal but the server in trouble (503): the saved page rather than the error;
+        # the remembered play is not lost to the 503.
         before = plays(app).get(zh["id"], 0)
         ctx.set_offline(False)
+        rec.down = True
+        page.reload()
+        assert page.locator("h1").inner_text().startswith(NAME_EN[:20])
+        rec.down = False
+
+        # Back online: the remembered play is sent.
         page.evaluate("window.dispatchEvent(new Event('online'))")
         page.wait_for_function("localStorage.getItem('vm-plays-pending') === null")
+        for _ in range(50):
+            if plays(app).get(zh["id"], 0) > before:
+                break
+            page.wait_for_timeout(100)
         page.wait_for_timeout(300)
-        assert plays(app).get(zh["id"], 0) == before + 1
+        assert plays(app).get(zh["id"], 0) == before + 1  # once, not lost, not twice
 
         # Consent withdrawn on the server: the next online load drops the clip from the phone.
         with app.app_context():
@@ -195,7 +210,21 @@ def test_save_listen_offline_withdraw_and_remove(browser, offline_site):
         }"""))
         assert sorted(meta["clips"]) == [zh["id"]]
 
+        # The other clip withdrawn too, and the family opens only the map: the worker checks
+        # the saved venues on any page load, and drops it.
+        with app.app_context():
+            clips.delete(db.get_session(), media_store(), zh["id"], None)
+        page.goto(f"{url}/?lang=en")
+        page.wait_for_function("""async (id) => {
+          const c = await caches.open('vm-offline-palace');
+          return !(await c.match('/audio/' + id + '.mp3'));
+        }""", arg=zh["id"], timeout=15000)
+        assert "vm-offline-palace" in page.evaluate(CACHE_STATE)  # the venue stays saved
+
         # Remove: nothing stays.
+        page.goto(f"{url}/venues/palace?lang=en")
+        button.wait_for(state="visible")
+        page.wait_for_selector("#vm-offline[data-saved=true]")
         button.click()
         page.wait_for_selector("#vm-offline[data-saved=false]")
         assert page.evaluate(CACHE_STATE) == {}

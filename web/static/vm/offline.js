@@ -43,7 +43,11 @@
   function send(id) {
     return fetch('/api/clips/' + encodeURIComponent(id) + '/played',
       {method: 'POST', keepalive: true, credentials: 'omit', cache: 'no-store'})
-      .then(function (r) { return r.status; });
+      .then(function (r) {
+        // A server in trouble has not counted it: keep it for later. 404: the clip is gone.
+        if (r.status >= 500 || r.status === 429) throw new Error('not counted: ' + r.status);
+        return r.status;
+      });
   }
   function flush() {
     var p = pending();
@@ -179,7 +183,16 @@
       }
       label.textContent = t.off_saving;
       say('');
-      return save().then(function (m) { show(m); say(''); },
+      return save().then(function (m) {
+        show(m);
+        say('');
+        // A periodic check of withdrawn clips where the browser offers it (installed apps).
+        navigator.serviceWorker.ready.then(function (reg) {
+          if (reg.periodicSync) {
+            return reg.periodicSync.register('vm-offline-check', {minInterval: 12 * 3600 * 1000});
+          }
+        }).catch(function () {});
+      },
         function () { show(null); say(t.off_failed); });
     }).then(function () { busy = false; button.disabled = false; });
   });

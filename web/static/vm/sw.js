@@ -87,7 +87,25 @@ function pruneAll() {
   });
 }
 
+// Any online page load of the site also checks every saved venue, at most once a minute
+// while this worker runs (a new worker checks at once): a family who only opens the map
+// still loses a withdrawn voice.
+var CHECK_EVERY_MS = 60 * 1000;
+var lastCheck = 0;
+
+function checkSoon() {
+  var now = Date.now();
+  if (now - lastCheck < CHECK_EVERY_MS) return Promise.resolve();
+  lastCheck = now;
+  return pruneAll();
+}
+
 self.addEventListener('install', function () { self.skipWaiting(); });
+
+// Where the browser offers it (an installed app in Chrome), a periodic check as well.
+self.addEventListener('periodicsync', function (event) {
+  if (event.tag === 'vm-offline-check') event.waitUntil(pruneAll());
+});
 
 self.addEventListener('activate', function (event) {
   event.waitUntil(self.clients.claim().then(pruneAll));
@@ -154,7 +172,12 @@ self.addEventListener('fetch', function (event) {
   if (venue !== null && request.mode === 'navigate') {
     var name = PREFIX + venue;
     event.respondWith(caches.has(name).then(function (saved) {
-      if (!saved) return fetch(request);
+      if (!saved) {
+        event.waitUntil(savedNames().then(function (names) {
+          return names.length ? checkSoon() : null;
+        }).catch(function () {}));
+        return fetch(request);
+      }
       function savedCopy() {
         return caches.open(name).then(function (c) {
           return c.match(path + url.search).then(function (r) {
@@ -181,6 +204,13 @@ self.addEventListener('fetch', function (event) {
         return savedCopy().then(function (r) { return r || Response.error(); });
       });
     }));
+    return;
+  }
+
+  if (request.mode === 'navigate') {
+    event.waitUntil(savedNames().then(function (names) {
+      return names.length ? checkSoon() : null;
+    }).catch(function () {}));
     return;
   }
 
