@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from axe import AXE, TAGS
 from helpers import feature, load, published_clip
 from sqlalchemy import select
 
@@ -83,6 +84,19 @@ def offline_site(tmp_path_factory):
     app.extensions["voicemap.engine"].dispose()
 
 
+def audit_offline_box(page) -> list[str]:
+    """axe-core (WCAG 2.x A/AA and best practices) on the offline box only: the rest of the
+    venue page belongs to other work and is audited there."""
+    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
+        # Through DevTools, not a <script> tag: the page's CSP (kept on, and tested) would
+        # refuse an inline script.
+        page.evaluate(AXE.read_text(encoding="utf-8") + "\n;true")
+    result = page.evaluate("""(tags) => axe.run({include: [['#vm-offline']]},
+        {runOnly: {type: 'tag', values: tags}})""", TAGS)
+    assert "button-name" in {p["id"] for p in result["passes"]}  # it did look at the button
+    return [f"{v['id']}: {v['help']}" for v in result["violations"]]
+
+
 CACHE_STATE = """async () => {
   const out = {};
   for (const name of await caches.keys()) {
@@ -115,6 +129,26 @@ def test_save_listen_offline_withdraw_and_remove(browser, offline_site):
         assert button.inner_text().strip() == "Save for offline"
         assert button.bounding_box()["height"] >= 44
         assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        assert audit_offline_box(page) == []
+        # A play online is counted once per page view, however often it is played.
+        played_online = page.evaluate("""async (id) => {
+          const a = document.querySelector('[data-clip="' + id + '"] audio');
+          a.muted = true;
+          for (let i = 0; i < 2; i++) {
+            a.currentTime = 0;
+            await a.play();
+            await new Promise(r => setTimeout(r, 300));
+            a.pause();
+          }
+          return a.currentTime;
+        }""", en["id"])
+        assert played_online > 0
+        for _ in range(50):
+            if plays(app).get(en["id"]):
+                break
+            page.wait_for_timeout(100)
+        page.wait_for_timeout(300)
+        assert plays(app) == {en["id"]: 1}
         page.evaluate("navigator.serviceWorker.ready.then(() => true)")
         button.click()
         page.wait_for_selector("#vm-offline[data-saved=true]")
@@ -122,6 +156,7 @@ def test_save_listen_offline_withdraw_and_remove(browser, offline_site):
         assert state_text.startswith("Saved for offline (")
         assert state_text.endswith((" KB)", " MB)"))
         assert button.inner_text().strip() == "Remove saved guides"
+        assert audit_offline_box(page) == []
         saved = page.evaluate(CACHE_STATE)
         assert list(saved) == ["vm-offline-palace"]  # one venue's cache, nothing else
         keys = saved["vm-offline-palace"]
@@ -244,6 +279,8 @@ def test_chinese_page_and_320px(browser, offline_site):
         button.wait_for(state="visible")
         assert button.inner_text().strip() == "保存离线收听"
         assert page.evaluate("document.documentElement.scrollWidth") <= 320
+        assert button.bounding_box()["height"] >= 44
+        assert audit_offline_box(page) == []
         assert page.evaluate("document.querySelector('link[rel=manifest]').href") \
             .endswith("/manifest.webmanifest?lang=zh")
         page.screenshot(path=str(SHOTS / "offline-zh-320.png"), full_page=True)
