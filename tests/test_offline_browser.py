@@ -244,6 +244,14 @@ def test_save_listen_offline_withdraw_and_remove(browser, offline_site):
           return (await c.match('/__vm_offline__/meta')).text();
         }"""))
         assert sorted(meta["clips"]) == [zh["id"]]
+        # The re-saved page still works with no signal: its styles and scripts came along.
+        ctx.set_offline(True)
+        page.reload()
+        assert page.locator("h1").inner_text().startswith(NAME_EN[:20])
+        page.wait_for_selector("#vm-venue-map.leaflet-container")  # venue.js and Leaflet ran
+        assert page.evaluate("document.styleSheets.length") >= 4
+        assert page.locator(f'[data-clip="{en["id"]}"]').count() == 0
+        ctx.set_offline(False)
 
         # The other clip withdrawn too, and the family opens only the map: the worker checks
         # the saved venues on any page load, and drops it.

@@ -72,13 +72,53 @@ function prune(name) {
   });
 }
 
+/* Save a fresh copy of a venue page, with the scripts and styles it names (after a new
+ * release their versioned /assets/ URLs change, and the saved page must still work
+ * offline); the old versions' files are dropped. */
+function keepPage(cache, url, response) {
+  return response.text().then(function (html) {
+    var wanted = [];
+    var re = /(?:href|src)="(\/assets\/[^"?#]+)"/g;
+    var m;
+    while ((m = re.exec(html)) !== null) {
+      if (wanted.indexOf(m[1]) < 0) wanted.push(m[1]);
+    }
+    return Promise.all(wanted.map(function (a) {
+      return cache.match(a).then(function (have) {
+        if (have) return null;
+        return fetch(a).then(function (r) { if (r.ok) return cache.put(a, r); });
+      });
+    })).then(function () {
+      var headers = new Headers(response.headers);
+      headers.delete('Content-Encoding');  // the text is decoded now
+      headers.delete('Content-Length');
+      return cache.put(url, new Response(html, {status: response.status,
+        statusText: response.statusText, headers: headers}));
+    }).then(function () { return wanted; });
+  });
+}
+
+function dropUnusedAssets(cache, used) {
+  return cache.keys().then(function (keys) {
+    return Promise.all(keys.map(function (req) {
+      var path = new URL(req.url).pathname;
+      if (path.indexOf('/assets/') === 0 && used.indexOf(path) < 0) return cache.delete(req);
+    }));
+  });
+}
+
 function refreshPages(cache, meta) {
+  var used = [];
+  var failed = false;
   return Promise.all((meta.pages || []).map(function (url) {
     return fetch(url, {cache: 'no-store'}).then(function (r) {
-      if (r.ok) return cache.put(url, r);
+      if (r.ok) return keepPage(cache, url, r).then(function (w) { used = used.concat(w); });
+      failed = true;
       if (r.status === 404) return cache.delete(url);
-    }).catch(function () {});
-  }));
+    }).catch(function () { failed = true; });
+  })).then(function () {
+    if (!failed && used.length) return dropUnusedAssets(cache, used);
+  });
 }
 
 function pruneAll() {
@@ -195,7 +235,7 @@ self.addEventListener('fetch', function (event) {
           event.waitUntil(caches.open(name).then(function (c) {
             return readMeta(c).then(function (meta) {
               var key = path + url.search;
-              if (meta && (meta.pages || []).indexOf(key) >= 0) return c.put(key, copy);
+              if (meta && (meta.pages || []).indexOf(key) >= 0) return keepPage(c, key, copy);
             });
           }).then(function () { return prune(name); }).catch(function () {}));
         }
