@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from common import Server  # noqa: E402 (bench/ is on sys.path when run as a script)
+from common import LINES, Server, say  # noqa: E402 (bench/ is on sys.path when run as a script)
 from conftest import throwaway_postgis  # noqa: E402
 from helpers import feature, load  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
@@ -35,13 +35,7 @@ from voicemap import create_app, db  # noqa: E402
 from voicemap.models import Clip, PlayCount  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "output"
-LINES: list[str] = []
 POST_LUA = 'wrk.method = "POST"\n'
-
-
-def say(line: str) -> None:
-    print(line, flush=True)
-    LINES.append(line)
 
 
 def prepare(url: str) -> None:
