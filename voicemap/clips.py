@@ -276,6 +276,16 @@ def published_by_venue(session: Session, venue_ids: list[str] | None = None
     return out
 
 
+def published_versions(session: Session, clip_ids: list[str]) -> dict[str, str]:
+    """Which of these clips are published now, each with its MP3's ETag (its SHA-256): what
+    a phone that saved them for offline asks, to drop withdrawn or replaced recordings."""
+    if not clip_ids:
+        return {}
+    stmt = select(Clip.id, Clip.audio_sha256).where(Clip.id.in_(clip_ids),
+                                                    Clip.status == "published")
+    return dict(session.execute(stmt).all())
+
+
 def pending(session: Session) -> list[Clip]:
     """Clips waiting for review, oldest first."""
     return list(session.execute(select(Clip).where(Clip.status == "pending")

@@ -66,6 +66,8 @@ ASSET_FILES: dict[str, str] = {
     "vm/favicon.svg": "static/vm/favicon.svg",
     "vm/ogc.css": "static/vm/ogc.css",  # the OGC API's HTML pages
     "vm/ogc.js": "static/vm/ogc.js",
+    "vm/offline.js": "static/vm/offline.js",  # save a venue for offline, play beacon
+    "vm/sw.js": "static/vm/sw.js",  # served at /sw.js (scope: the whole site)
 }
 MAP_JS = ("leaflet/leaflet.js", "markercluster/leaflet.markercluster.js",
           "subgroup/leaflet.featuregroup.subgroup.js", "vm/gcj02.js", "vm/go.js",
@@ -166,6 +168,8 @@ def content_security_policy(tiles: dict[str, Any], scripts: tuple[str, ...] = ()
         # data: is Leaflet's blank image for tiles it stops loading
         f"img-src {src('data:', *tile_origins(tiles))}",
         "connect-src 'self'", "media-src 'self'", "font-src 'self'",
+        # the offline service worker (/sw.js) and the web app manifest
+        "worker-src 'self'", "manifest-src 'self'",
         "object-src 'none'", "base-uri 'none'", "form-action 'self'",
         "frame-ancestors 'self'",
     ))

@@ -3,12 +3,13 @@ typed mappings, GeoAlchemy2 geometry)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
     Boolean,
     Column,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -142,6 +143,23 @@ class Clip(Base):
 
     venue: Mapped[Venue] = relationship(back_populates="clips")
 
+
+
+class PlayCount(Base):
+    """How many times a clip was played on one day (Asia/Shanghai): a number and nothing
+    about who listened (no address, no cookie, no time of day).
+
+    ``clip_id`` is not a foreign key: the counts of a deleted clip (consent withdrawn) stay,
+    holding nothing of the child, so that the venue's totals over time do not shrink. The
+    venue's rows go with the venue."""
+
+    __tablename__ = "play_counts"
+    __table_args__ = (Index("ix_play_counts_venue_day", "venue_id", "day"),)
+
+    clip_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    venue_id: Mapped[str] = mapped_column(ForeignKey("venues.id", ondelete="CASCADE"))
+    count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 class Activity(Base):
     """Something on at a venue: once, or weekly until a date or for a number of times.

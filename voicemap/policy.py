@@ -62,6 +62,12 @@ def require_venue_manager(principal: Manager | None, venue_id: str) -> Manager:
     return principal
 
 
+def require_play_counts(principal: Manager | None, venue_id: str) -> Manager:
+    """Who sees a venue's play counts (chart and CSV): its managers and administrators. The
+    counts hold nothing personal, but a venue's audience is its own to report."""
+    return require_venue_manager(principal, venue_id)
+
+
 def can_see_private(principal: Manager | None, clip: Clip) -> bool:
     """Whether the principal sees the clip's private fields: an administrator or its
     uploader."""

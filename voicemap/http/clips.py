@@ -6,7 +6,7 @@ from pathlib import Path
 
 from flask import Blueprint, current_app, g, jsonify, request
 
-from .. import audio, auth, clips, db, policy, venues
+from .. import audio, auth, clips, db, plays, policy, venues
 from ..errors import BadRequest, PayloadTooLarge
 from ..limits import authenticate_limited, count_upload
 from ..metrics import timed_upload
@@ -171,6 +171,38 @@ def remove(clip_id: str):
     manager = policy.require_signed_in(current_manager())
     clips.delete(db.get_session(), media_store(), clip_id, manager)
     return "", 204
+
+
+# How many clip ids one status question may name (a venue has a few dozen at most).
+STATUS_MAX_IDS = 200
+
+
+@bp.get("/api/clips/status")
+def clip_status():
+    """``?ids=a,b,c``: which of these clips are published, with their audio's ETag, and which
+    are not (withdrawn, rejected, replaced or never existed). The offline service worker asks
+    this on every online load of a saved venue and deletes what is no longer published."""
+    ids = [i for i in (request.args.get("ids") or "").split(",") if i]
+    if len(ids) > STATUS_MAX_IDS:
+        raise BadRequest(f"ask about at most {STATUS_MAX_IDS} clips at once", param="ids")
+    if any(len(i) > 32 for i in ids):
+        raise BadRequest("a clip id is at most 32 characters", param="ids")
+    found = clips.published_versions(db.get_session(), ids)
+    response = jsonify(published={i: found[i] for i in ids if i in found},
+                       withdrawn=[i for i in dict.fromkeys(ids) if i not in found])
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/api/clips/<clip_id>/played")
+def played(clip_id: str):
+    """The player's beacon on a clip's first play: one more play today (Asia/Shanghai).
+    Nothing about the caller is read or kept; an unpublished clip is 404."""
+    session = db.get_session()
+    plays.count_play(session, clips.get_published(session, clip_id))
+    response = current_app.response_class(status=204)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.get("/api/review")

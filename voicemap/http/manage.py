@@ -31,7 +31,7 @@ from flask import (
 )
 from werkzeug.exceptions import HTTPException
 
-from .. import auth, categories, clips, db, policy, venues
+from .. import auth, categories, clips, db, plays, policy, venues
 from ..errors import VoicemapError
 from ..limits import authenticate_limited, count_upload
 from ..models import Manager
@@ -272,13 +272,37 @@ def _venue_page(place, form=None, error: str | None = None, param: str | None = 
         listed = [c for c in listed if c.id != fresh_id]
     return render_template("manage/venue.html", manager=signed_in(), venue=place,
                            clips=listed, fresh=fresh, form=form or {}, error=error,
-                           param=param), status
+                           param=param, plays=venue_plays(place.id, signed_in())), status
 
 
 @bp.get("/venues/<venue_id>")
 @login_required
 def venue(venue_id: str):
     return _venue_page(_managed_venue(venue_id))
+
+
+def venue_plays(venue_id: str, manager: Manager) -> plays.VenuePlays:
+    """The venue's plays over the period the page asks for (``?days=30`` or ``90``)."""
+    policy.require_play_counts(manager, venue_id)
+    days = request.args.get("days", type=int)
+    return plays.for_venue(db.get_session(), venue_id,
+                           days if days in plays.PERIODS else plays.PERIODS[0])
+
+
+@bp.get("/venues/<venue_id>/plays.csv")
+@login_required
+def plays_csv(venue_id: str):
+    """The venue's play counts per clip and day, as CSV (UTF-8 with BOM). Built whole: a
+    venue's rows are few (clips x days with plays), and the read ends before the reply."""
+    s = db.get_session()
+    venues.get(s, venue_id)
+    policy.require_play_counts(signed_in(), venue_id)
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in venue_id)
+    name = f"plays-{safe}-{plays.today().isoformat()}.csv"
+    return current_app.response_class(
+        "".join(plays.csv_rows(s, venue_id)).encode(), mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        content_type="text/csv; charset=utf-8")
 
 
 @bp.post("/venues/<venue_id>/clips")

@@ -110,6 +110,41 @@ def asset(version: str, name: str):
     return resp.make_conditional(request)
 
 
+@bp.get("/sw.js")
+def service_worker():
+    """The offline service worker, from the site's root so that its scope covers the venue
+    pages (and ``Service-Worker-Allowed: /`` says so). Never cached by HTTP: a new version
+    must reach phones on their next visit."""
+    from .. import maps
+
+    found = maps.assets().files["vm/sw.js"]
+    resp = send(found.body, "text/javascript", found.gzipped, **{
+        "Cache-Control": "no-cache, no-store, must-revalidate",
+        "Service-Worker-Allowed": "/",
+        "Content-Security-Policy": "default-src 'self'"})
+    return resp
+
+
+@bp.get("/manifest.webmanifest")
+def manifest():
+    """The web app manifest: the map is the app's start, in the page's language."""
+    from .. import maps
+
+    lang = choose_lang()
+    t = maps.strings(lang)
+    body = {"name": t["app_name"], "short_name": t["app_name"], "lang": t["html_lang"],
+            "description": t["tagline"], "start_url": url_for("pages.index", lang=lang),
+            "scope": "/", "display": "standalone", "background_color": "#ffffff",
+            "theme_color": "#1a56db",
+            "icons": [{"src": maps.assets().url("vm/favicon.svg"), "sizes": "any",
+                       "type": "image/svg+xml", "purpose": "any"}]}
+    resp = send(json.dumps(body, ensure_ascii=False).encode(), "application/manifest+json",
+                **{"Cache-Control": "public, max-age=3600"})
+    if "lang" not in request.args:
+        resp.vary.add("Accept-Language")
+    return resp
+
+
 @bp.get("/api/map/venues")
 def map_venues():
     """Compact venues for the map's view: ``bbox`` (WGS-84), ``zoom``, ``category``, ``voiced``."""
