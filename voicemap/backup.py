@@ -42,7 +42,7 @@ from .storage import KINDS, Store, file_sha256
 FORMAT = "voicemap-backup/1"
 # The rows a restore brings back.
 TABLES = ("venues", "managers", "manager_venues", "clips", "campaigns", "works", "activities",
-          "activity_cancellations", "articles", "article_images", "play_counts")
+          "activity_cancellations", "articles", "article_images", "play_counts", "scores")
 # Which columns of which tables name media files, by kind. Features that store media add
 # their columns here, so that backups, restores and fsck know every file.
 MEDIA_REFERENCES: dict[str, list[tuple[str, str]]] = {

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008_play_counts"
-down_revision = "0006_article_images"
+down_revision = "0007_judging"
 branch_labels = None
 depends_on = None
 
