@@ -308,11 +308,18 @@ def stable_ids(html: str) -> str:
     return _FOLIUM_ID.sub(number, html)
 
 
+# Strings only server-rendered pages use (/manage, its play counts, the information pages'
+# editor): the map page's settings leave them out.
+SERVER_ONLY_STRINGS = ("mg_", "plays_")
+
+
 def page_settings(lang: str, tiles: dict[str, Any]) -> dict[str, Any]:
     """What map.js needs: language, strings, categories, datum and the API's addresses."""
     root = request.script_root
     return {
-        "lang": lang, "t": strings(lang), "datum": tiles["datum"],
+        "lang": lang, "t": {k: v for k, v in strings(lang).items()
+                            if not k.startswith(SERVER_ONLY_STRINGS)},
+        "datum": tiles["datum"],
         "maxZoom": tiles["max_zoom"], "centre": CENTRE, "zoom": START_ZOOM,
         "categories": [{"id": c.id, "label": c.label(lang), "colour": c.colour,
                         "icon": c.icon} for c in categories.CATEGORIES],
