@@ -215,6 +215,8 @@ def test_a_refused_upload_keeps_what_was_typed_and_says_why_in_the_page_language
     assert '<option value="en" selected>' in page
     assert re.search(r'name="consent" value="true" required checked', page)
     assert re.search(r'<input id="file"[^>]*aria-invalid="true"', page)
+    # The language switch of the refused form's page leads to the venue's page.
+    assert 'class="lang" href="/manage/venues/museum-a?lang=en"' in page
 
     r = post_upload(client, token, junk, "en", narrator_name="Lily Smith")
     assert r.status_code == 400

@@ -156,14 +156,26 @@ def venue_name(venue) -> str:
     return first or second
 
 
+# A page shown in answer to a form (a refused upload, say) switches to the page the form
+# was on.
+FORM_PAGES = {"manage.upload": "manage.venue", "manage.replace": "manage.edit"}
+
+
 def switch_url() -> str:
-    """This page in the other language (a GET page; after a POST, the manage index)."""
+    """This page in the other language: the same address for a GET page; after a form, the
+    page that holds the form (else the manage index)."""
     other = "en" if lang() == "zh" else "zh"
-    if request.method != "GET" or request.endpoint is None:
+    endpoint = request.endpoint
+    if endpoint is None:
         return url_for("manage.index", lang=other)
+    if request.method != "GET":
+        endpoint = FORM_PAGES.get(endpoint, endpoint)
+        if not any("GET" in (rule.methods or ())
+                   for rule in current_app.url_map.iter_rules(endpoint)):
+            return url_for("manage.index", lang=other)
     args = request.args.to_dict()
     args["lang"] = other
-    return url_for(request.endpoint, **(request.view_args or {}), **args)
+    return url_for(endpoint, **(request.view_args or {}), **args)
 
 
 @bp.app_context_processor
