@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from common import Server  # noqa: E402 (bench/ is on sys.path when run as a script)
+from common import LINES, Server, say  # noqa: E402 (bench/ is on sys.path when run as a script)
 from conftest import throwaway_postgis  # noqa: E402
 from helpers import random_features  # noqa: E402
 from sqlalchemy import insert  # noqa: E402
@@ -41,12 +41,6 @@ from voicemap.exchange import check  # noqa: E402
 from voicemap.models import Activity  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "output"
-LINES: list[str] = []
-
-
-def say(line: str) -> None:
-    print(line, flush=True)
-    LINES.append(line)
 
 
 def load(url: str, n_venues: int, n_acts: int, seed: int = 7) -> None:

@@ -39,13 +39,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 import audio_fixtures as fx  # noqa: E402
+from common import hwm_mb  # noqa: E402
 
 TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None  # GNU time
-
-
-def hwm_mb() -> float:
-    status = Path("/proc/self/status").read_text()
-    return int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024
 
 
 def child(src: str, out_dir: str) -> None:

@@ -30,7 +30,6 @@ import datetime as dt
 import json
 import os
 import platform
-import re
 import struct
 import subprocess
 import sys
@@ -39,12 +38,9 @@ import time
 import zlib
 from pathlib import Path
 
+from common import hwm_mb, met  # bench/ is on sys.path when run as a script
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def hwm_mb() -> float:
-    status = Path("/proc/self/status").read_text()
-    return int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024
 
 
 def make_photo(path: Path, width: int = 4000, height: int = 3000) -> Path:
@@ -138,10 +134,6 @@ def best(runs: list[dict]) -> dict:
     """The fastest wall time and CPU time of ``runs`` (each its own best), the largest peak."""
     return dict(min(runs, key=lambda r: r["wall"]), cpu=min(r["cpu"] for r in runs),
                 mb=max(r["mb"] for r in runs), base_mb=min(r["base_mb"] for r in runs))
-
-
-def met(ok: bool) -> str:
-    return "met" if ok else "NOT met"
 
 
 def main() -> None:

@@ -48,7 +48,12 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from common import Server, bulk_load_spatialite  # bench/ is on sys.path when run as a script
+from common import (  # bench/ is on sys.path when run as a script
+    LINES,
+    Server,
+    bulk_load_spatialite,
+    say,
+)
 
 from voicemap import categories, db, models
 from voicemap.backends import spatialite
@@ -61,12 +66,6 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 NAIVE_LIMIT_S = 120
-LINES: list[str] = []
-
-
-def say(line: str) -> None:
-    print(line, flush=True)
-    LINES.append(line)
 
 
 def kb(n: float) -> str:

@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the SeaweedFS server and the speech maker
 
 import bench_registry as reg  # noqa: E402
+from common import LINES, free_port, say  # noqa: E402
 from sqlalchemy import insert  # noqa: E402
 
 from voicemap import create_app, db  # noqa: E402
@@ -41,20 +42,6 @@ from voicemap.storage import open_store  # noqa: E402
 
 BIN = Path(sys.executable).parent
 OUT_DIR = ROOT / "bench" / "output"
-LINES: list[str] = []
-
-
-def say(line: str) -> None:
-    print(line, flush=True)
-    LINES.append(line)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- serving a clip --------------------------------------------------------------------------

@@ -43,7 +43,13 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
-from common import Server, bulk_load_spatialite  # bench/ is on sys.path when run as a script
+from common import (  # bench/ is on sys.path when run as a script
+    LINES,
+    Server,
+    bulk_load_spatialite,
+    met,
+    say,
+)
 from pyproj import Geod
 from sqlalchemy.engine import make_url
 
@@ -70,16 +76,6 @@ TARGET_EXPORT_RATIO = 2.0
 TARGET_RSS_MB = 64
 TIME = "/usr/bin/time"  # GNU time, for a child's own peak RSS
 
-LINES: list[str] = []
-
-
-def say(line: str) -> None:
-    print(line, flush=True)
-    LINES.append(line)
-
-
-def met(ok: bool) -> str:
-    return "met" if ok else "NOT met"
 
 
 # --- synthetic registry ------------------------------------------------------------------

@@ -42,19 +42,13 @@ import time
 import uuid
 from pathlib import Path
 
-from common import Server
+from common import LINES, Server, say
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 OUT_DIR = ROOT / "bench" / "output"
 VENUE = "national-museum-of-china"
 PROBES = ("/healthz", "/api/nearest?lat=39.9&lon=116.4")
-LINES: list[str] = []
-
-
-def say(line: str) -> None:
-    print(line, flush=True)
-    LINES.append(line)
 
 
 def voicemap(env: dict[str, str], *args: str) -> str:

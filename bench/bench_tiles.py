@@ -50,7 +50,7 @@ from bench_registry import (  # bench/ is on sys.path when run as a script
     versions,
     vm_hwm_mb,
 )
-from common import Server
+from common import LINES, Server, say
 
 from voicemap import tiles
 
@@ -58,12 +58,6 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "bench" / "output"
 SAMPLE = 50
 TARGET_Z4_KB = 64  # a tile at the lowest zooms stays small however many venues it covers
-LINES: list[str] = []
-
-
-def say(line: str) -> None:
-    print(line, flush=True)
-    LINES.append(line)
 
 
 def status_mb(pid: int, field: str) -> float:

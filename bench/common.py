@@ -1,5 +1,6 @@
-"""What the benchmarks share: a free loopback port and the real app, served as scripts/run
-serves it (nginx in front of gunicorn) or, for comparison, by bare gunicorn."""
+"""What the benchmarks share: printing figures, peak memory, a free loopback port and the real
+app, served as scripts/run serves it (nginx in front of gunicorn) or, for comparison, by bare
+gunicorn."""
 
 from __future__ import annotations
 
@@ -14,6 +15,27 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent  # the venv running the benchmark
+
+
+LINES: list[str] = []  # every figure printed by ``say``, for a benchmark's summary
+
+
+def say(line: str) -> None:
+    """Print a figure as it is measured (and keep it for the summary)."""
+    print(line, flush=True)
+    LINES.append(line)
+
+
+def met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def hwm_mb() -> float:
+    """This process's peak resident memory so far (VmHWM), in MB."""
+    import re
+
+    status = Path("/proc/self/status").read_text()
+    return int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024
 
 
 def free_port() -> int:

@@ -278,3 +278,16 @@ def test_search_sees_registry_changes(app, client):
     load(app, [feature("a", 116.4, 39.9, name_zh="地坛公园", name_en="Temple of Earth")])
     assert client.get("/api/search?q=tiantan").get_json()["venues"] == []
     assert [v["id"] for v in client.get("/api/search?q=ditan").get_json()["venues"]] == ["a"]
+
+
+def test_bbox_is_exact_to_the_last_digit(app, client):
+    """A venue 0.3 m east of the box (3e-6 degrees) is outside it, though the spatial index
+    keeps points as float32 boxes (a float32 step at longitude 116 is 7.6e-6 degrees)."""
+    import numpy as np
+
+    edge = 116.4
+    load(app, [feature("inside", edge - 3e-6, 39.9), feature("outside", edge + 3e-6, 39.9),
+               feature("on-edge", edge, 39.95)])
+    assert np.float32(edge + 3e-6) - np.float32(edge) < 1e-5  # the index cannot tell
+    doc = client.get(f"/api/venues?bbox=116.3,39.8,{edge},40.0").get_json(force=True)
+    assert sorted(f["id"] for f in doc["features"]) == ["inside", "on-edge"]

@@ -128,3 +128,12 @@ def test_a_damaged_archive_is_found_and_restores_nothing(app, filled, backend, t
         assert "damaged" in result.output
         assert not media.exists() or not any(p.is_file() for p in media.rglob("*")
                                              if "locks" not in p.parts)
+
+
+def test_every_table_of_the_models_is_counted_and_checked_by_a_restore():
+    """A restore refuses a database that holds rows in any of ``TABLES`` and the manifest
+    counts them: a new table must be listed, or a restore could merge into its rows."""
+    from voicemap.backup import TABLES
+    from voicemap.models import Base
+
+    assert set(Base.metadata.tables) == set(TABLES)

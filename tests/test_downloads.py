@@ -114,7 +114,9 @@ def test_unknown_format_or_filter_is_a_400_before_anything_is_written(client, qu
 
 PUBLIC = ["/api/venues", "/api/venues/named", "/api/nearest?lat=39.9&lon=116.4",
           "/api/categories", "/api/venues/named/clips",
-          "/api/map/venues?bbox=116.0,39.7,116.8,40.2&zoom=12"]
+          "/api/map/venues?bbox=116.0,39.7,116.8,40.2&zoom=12",
+          "/api/campaigns", "/api/works", "/api/map/works?bbox=116.0,39.7,116.8,40.2",
+          "/api/activities", "/api/venues/named/activities", "/api/articles"]
 
 
 @pytest.mark.parametrize("path", PUBLIC)

@@ -258,13 +258,16 @@ def markers(v: Visit, cat: str | None = None) -> list[str]:
 
 
 def interface_text(v: Visit) -> list[str]:
-    """Visible interface text and accessible names, leaving out venue data and attribution."""
+    """Visible interface text and accessible names, leaving out venue data, attribution and
+    what is marked as in another language (the language switch names its language)."""
     return v.page.evaluate("""() => {
         const skip = '.vm-data, .leaflet-marker-icon, .leaflet-control-attribution, script, '
             + 'style, noscript, [hidden], audio';
         const out = [document.title];
+        const pageLang = document.documentElement.lang;
         function visit(el) {
             if (el.matches(skip)) return;
+            if (el.lang && el.lang !== pageLang) return;
             const cs = getComputedStyle(el);
             if (cs.display === 'none' || cs.visibility === 'hidden') return;
             for (const a of ['aria-label', 'title', 'alt', 'placeholder'])

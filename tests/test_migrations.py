@@ -420,11 +420,15 @@ def test_concurrent_upgrades_migrate_once(backend, tmp_path):
     """Two processes starting at once (two hosts, two workers): one migrates."""
     with database(backend, tmp_path) as url:
         procs = [upgrade_process(url, tmp_path) for _ in range(2)]
-        outs = []
-        for proc in procs:
-            out, err = proc.communicate(timeout=120)
+        try:
+            results = [proc.communicate(timeout=120) for proc in procs]
+        finally:  # a failure here leaves no process (or its pipes) for later tests to meet
+            for proc in procs:
+                proc.kill()
+                proc.communicate()
+        for proc, (_out, err) in zip(procs, results, strict=True):
             assert proc.returncode == 0, err
-            outs.append(out)
+        outs = [out for out, _err in results]
         assert sum("upgraded from empty" in out for out in outs) == 1, outs
         assert sum("nothing to do" in out for out in outs) == 1, outs
         assert revision(url) == db.head_revision()

@@ -614,6 +614,28 @@ def test_every_openapi_example_answers_as_documented(site):
     assert seen > 20
 
 
+def test_every_openapi_path_answers_its_examples(site):
+    """Every path (collections, items, tiles) with its path parameters' examples answers 200
+    in a documented type: the tile example is a real tile holding venues."""
+    doc = site.json("/api")
+    params = doc["components"]["parameters"]
+    assert any("/tiles/" in path for path in doc["paths"])
+    for path, ops in doc["paths"].items():
+        op = ops["get"]
+        concrete = path
+        for p in op["parameters"]:
+            p = params[p["$ref"].rsplit("/", 1)[-1]] if "$ref" in p else p
+            if p["in"] == "path":
+                concrete = concrete.replace("{" + p["name"] + "}", str(p["example"]))
+        assert "{" not in concrete, path
+        code, headers, body = site.get(concrete)
+        assert code == 200, (concrete, body[:300])
+        content = op["responses"]["200"]["content"]
+        mimetype = headers["Content-Type"]
+        assert mimetype in content or mimetype.split(";")[0] in content, (concrete, mimetype)
+        assert body, concrete
+
+
 # --- real clients ------------------------------------------------------------------------
 
 GDAL = shutil.which("ogrinfo") and shutil.which("ogr2ogr")

@@ -105,10 +105,24 @@ def test_language_from_query_then_accept_language(client, query, header, lang):
     assert ("Accept-Language" in r.headers.get("Vary", "")) == ("lang=" not in query)
 
 
+def without_language_switch(html: str) -> str:
+    """The page without the language switch (the other language, named in itself) and the
+    map's copy of its label."""
+    html, n = re.subn(r'<a class="vm-btn vm-lang"[^>]*>.*?</a>', "", html, flags=re.S)
+    assert n == 1
+    return html.replace('"switch_lang": "中文"', "").replace('"switch_lang": "English"', "")
+
+
 def test_english_page_has_no_chinese_and_chinese_page_no_english_interface_text(client):
     en = client.get("/?lang=en").get_data(as_text=True)
+    # ... but for the language switch, which names the other language in itself
+    assert 'lang="zh-CN"><svg' in en
+    assert ">中文</span>" in en
+    en = without_language_switch(en)
     assert not CJK.findall(en), CJK.findall(en)[:10]
     zh = client.get("/?lang=zh").get_data(as_text=True)
+    assert ">English</span>" in zh
+    zh = without_language_switch(zh)
     english = [v for k, v in maps.strings("en").items() if k != "html_lang" and len(v) > 3]
     english += [c.en for c in categories.CATEGORIES]
     assert [s for s in english if s in zh] == []
@@ -320,8 +334,10 @@ def test_venue_page_open_graph_uses_public_url_or_request_root(app, client, load
 
 def test_venue_page_languages_do_not_mix(client, loaded):
     en = client.get("/venues/v00003?lang=en").get_data(as_text=True)
-    assert CJK.findall(en.replace("场馆v00003", "")) == []
+    assert '>中文</span>' in en
+    assert CJK.findall(without_language_switch(en).replace("场馆v00003", "")) == []
     zh = client.get("/venues/v00003?lang=zh").get_data(as_text=True)
+    assert '>English</span>' in zh
     assert "Voice guides" not in zh
     assert "Back to the map" not in zh
 

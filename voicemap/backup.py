@@ -41,7 +41,8 @@ from .storage import KINDS, Store, file_sha256
 
 FORMAT = "voicemap-backup/1"
 # The rows a restore brings back.
-TABLES = ("venues", "managers", "manager_venues", "clips", "campaigns", "works")
+TABLES = ("venues", "managers", "manager_venues", "clips", "campaigns", "works", "activities",
+          "activity_cancellations", "articles", "article_images")
 # Which columns of which tables name media files, by kind. Features that store media add
 # their columns here, so that backups, restores and fsck know every file.
 MEDIA_REFERENCES: dict[str, list[tuple[str, str]]] = {

@@ -83,35 +83,36 @@ def _on_sqlite_connect(dbapi_conn, _record, busy_timeout_ms: int = SQLITE_BUSY_T
             "install libsqlite3-mod-spatialite (scripts/run does), or set "
             "SPATIALITE_LIBRARY_PATH to the library's path."
         ) from exc
-    # The busy timeout first: it makes a second writer wait for the first instead of failing
-    # at once, and the pragmas below may have to wait too.
-    dbapi_conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     _journal_mode_wal(dbapi_conn, busy_timeout_ms)
-    for pragma in ("foreign_keys = ON", "synchronous = NORMAL"):
+    for pragma in ("foreign_keys = ON", "synchronous = NORMAL",
+                   f"busy_timeout = {int(busy_timeout_ms)}"):
         dbapi_conn.execute("PRAGMA " + pragma)
 
 
 def _journal_mode_wal(dbapi_conn, budget_ms: int) -> None:
-    """Put the file in WAL mode (readers never wait for the writer), waiting for others.
+    """Put the file in WAL mode (readers never wait for the writer), if it is not already.
 
-    Switching needs the file's exclusive lock. On a new file that two processes open at once
-    (two workers, two ``db upgrade``s) both hold a shared lock and want it, and SQLite
-    answers one of them "database is locked" at once, without calling its busy handler (the
-    wait could deadlock). That one steps back and tries again, within the busy budget; once
-    the file is in WAL mode the pragma needs no lock.
+    Switching needs the file's exclusive lock. Two processes opening a new file at once (two
+    workers, two ``db upgrade``s) can both find it empty and both ask; the first switches
+    in a moment and may then begin a long transaction (a migration), which the second's
+    switch would wait for, and fail after its busy timeout, although there is nothing left
+    to switch. So the switch waits in short steps, looking again between them whether the
+    file is in WAL mode by now, within ``budget_ms`` in all.
     """
     deadline = time.monotonic() + budget_ms / 1000
-    delay = 0.01
+    dbapi_conn.execute("PRAGMA busy_timeout = 100")
     while True:
         try:
-            dbapi_conn.execute("PRAGMA journal_mode = WAL")
+            mode = dbapi_conn.execute("PRAGMA journal_mode").fetchone()[0].lower()
+            if mode not in ("wal", "memory"):  # memory: an in-memory database has no WAL
+                dbapi_conn.execute("PRAGMA journal_mode = WAL")
             return
         except Exception as exc:  # the driver's OperationalError (sqlite3 or pysqlite3)
-            text_ = str(exc).lower()
-            if ("locked" not in text_ and "busy" not in text_) or time.monotonic() > deadline:
+            message = str(exc).lower()
+            if ("locked" not in message and "busy" not in message) \
+                    or time.monotonic() > deadline:
                 raise
-        time.sleep(delay)
-        delay = min(delay * 2, 0.25)
+        time.sleep(0.05)
 
 
 def _on_sqlite_begin(conn) -> None:

@@ -354,29 +354,6 @@ def map_page(lang: str) -> Page:
 
 _CLIP_COUNTS = ("LEFT JOIN (SELECT venue_id, count(*) AS n FROM clips "
                 "WHERE status = 'published' GROUP BY venue_id) c ON c.venue_id = v.id")
-_BOX = ("r.xmin <= :maxlon AND r.xmax >= :minlon AND r.ymin <= :maxlat AND r.ymax >= :minlat")
-# How each backend finds the venues in a box, filters them and places them. SpatiaLite
-# works on its R*Tree alone, whose boxes are the points (to float precision, plenty for a
-# grid cell's mean): that spares decoding up to 100,000 geometries per view.
-_SQL = {
-    "sqlite": {
-        "source": "idx_venues_geom r", "join": "JOIN venues v ON v.rowid = r.pkid",
-        "box": _BOX, "x": "r.xmin", "y": "r.ymin",
-        "cats": "r.pkid IN (SELECT rowid FROM venues WHERE category IN :cats)",
-        "voiced": "r.pkid IN (SELECT v2.rowid FROM venues v2 JOIN clips c2 ON "
-                  "c2.venue_id = v2.id WHERE c2.status = 'published')",
-        # truncation is floor for the positive values the offsets make
-        "cell": "CAST(({} + {}) / :cell AS INTEGER)",
-    },
-    "postgresql": {
-        "source": "venues v", "join": "", "box": None, "x": "ST_X(v.geom)", "y": "ST_Y(v.geom)",
-        "cats": "v.category IN :cats",
-        "voiced": "v.id IN (SELECT venue_id FROM clips WHERE status = 'published')",
-        "cell": "floor(({} + {}) / :cell)",
-    },
-}
-
-
 def map_data(conn: Connection, bbox: tuple[float, float, float, float], zoom: int,
              cats: list[str] | None, voiced: bool, lang: str,
              limit: int = POINT_LIMIT) -> dict[str, Any]:
@@ -386,8 +363,9 @@ def map_data(conn: Connection, bbox: tuple[float, float, float, float], zoom: in
     with the name in ``lang``. Grid: ``{"mode": "grid", "cells": [[lon, lat, count,
     voiced], ...]}`` with each cell at the mean position of its venues.
     """
-    sql = _SQL["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
-    where = [sql["box"] or backends.select(conn).bbox_sql("v")]
+    backend = backends.select(conn)
+    sql = backend.MAP_SQL
+    where = [sql["box"] or backend.bbox_sql("v")]
     params: dict[str, Any] = dict(zip(("minlon", "minlat", "maxlon", "maxlat"), bbox,
                                       strict=True))
     binds = []

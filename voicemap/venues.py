@@ -92,8 +92,11 @@ def iter_features(conn: Connection, *, category: Iterable[str] | None = None,
         params["cats"] = cats
         binds.append(bindparam("cats", expanding=True))
     if bbox is not None:
-        where.append(backend.bbox_sql("v"))
-        params.update(zip(("minlon", "minlat", "maxlon", "maxlat"), bbox, strict=True))
+        # exactly inside: the spatial index's float32 boxes alone admit points up to a
+        # metre outside
+        names = ("minlon", "minlat", "maxlon", "maxlat")
+        where.append(backend.box_sql("venues", "v", "geom", names))
+        params.update(zip(names, bbox, strict=True))
     if q:
         escaped = q.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         where.append("(lower(v.name_zh) LIKE :q ESCAPE '\\' OR lower(v.name_en) LIKE :q "

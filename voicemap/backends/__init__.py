@@ -1,28 +1,31 @@
 """The few operations whose SQL differs between PostGIS and SpatiaLite.
 
-Each backend module exposes the same functions; ``select(dialect_name)`` picks one, in the
-manner of GeoAlchemy2's ``select_dialect``. Everything else is shared SQL.
+Each backend module implements the same contract, written down as the ``Backend`` Protocol in
+``base.py``; ``select(bind)`` picks one, in the manner of GeoAlchemy2's ``select_dialect``.
+Everything else is shared SQL.
 """
 
 from __future__ import annotations
 
-from types import ModuleType
+from typing import cast
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
+from .base import Backend
 
-def select(bind: Engine | Connection | Session | str) -> ModuleType:
+
+def select(bind: Engine | Connection | Session | str) -> Backend:
     """The backend module for a dialect name, engine, connection or session."""
     if isinstance(bind, Session):
         bind = bind.get_bind()
     name = bind if isinstance(bind, str) else bind.dialect.name
     if name == "postgresql":
         from . import postgis
-        return postgis
+        return cast(Backend, postgis)
     if name == "sqlite":
         from . import spatialite
-        return spatialite
+        return cast(Backend, spatialite)
     raise ValueError(f"no voicemap backend for the {name!r} dialect")
 
 

@@ -84,6 +84,15 @@ def stream_texts(conn: Connection, stmt: TextClause, params: dict[str, Any],
             yield value
 
 
+# The map's data query (``maps.map_data``): the GiST index through ``bbox_sql``.
+MAP_SQL: dict[str, str | None] = {
+    "source": "venues v", "join": "", "box": None, "x": "ST_X(v.geom)", "y": "ST_Y(v.geom)",
+    "cats": "v.category IN :cats",
+    "voiced": "v.id IN (SELECT venue_id FROM clips WHERE status = 'published')",
+    "cell": "floor(({} + {}) / :cell)",
+}
+
+
 def bbox_sql(alias: str = "v") -> str:
     """A WHERE term keeping venues inside :minlon, :minlat, :maxlon, :maxlat (index-assisted)."""
     return f"{alias}.geom && ST_MakeEnvelope(:minlon, :minlat, :maxlon, :maxlat, 4326)"

@@ -70,6 +70,22 @@ def stream_texts(conn: Connection, stmt: TextClause, params: dict[str, Any],
             yield value
 
 
+# The map's data query (``maps.map_data``): it works on the R*Tree alone, whose boxes are the
+# points (to float precision, plenty for a grid cell's mean), which spares decoding up to
+# 100,000 geometries per view.
+MAP_SQL: dict[str, str | None] = {
+    "source": "idx_venues_geom r", "join": "JOIN venues v ON v.rowid = r.pkid",
+    "box": "r.xmin <= :maxlon AND r.xmax >= :minlon AND r.ymin <= :maxlat "
+           "AND r.ymax >= :minlat",
+    "x": "r.xmin", "y": "r.ymin",
+    "cats": "r.pkid IN (SELECT rowid FROM venues WHERE category IN :cats)",
+    "voiced": "r.pkid IN (SELECT v2.rowid FROM venues v2 JOIN clips c2 ON "
+              "c2.venue_id = v2.id WHERE c2.status = 'published')",
+    # truncation is floor for the positive values the offsets make
+    "cell": "CAST(({} + {}) / :cell AS INTEGER)",
+}
+
+
 def bbox_sql(alias: str = "v") -> str:
     """A WHERE term keeping venues inside :minlon, :minlat, :maxlon, :maxlat (index-assisted).
 

@@ -27,10 +27,15 @@ GEOJSON = "application/geo+json"
 # takes a token or writes is here, and credentials are never allowed: a cross-site request
 # can read only what anyone can.
 PUBLIC = frozenset({"api.venue_list", "api.venue_detail", "api.nearest", "api.category_list",
-                    "api.venue_search",
-                    "clips.venue_clips", "pages.map_venues"})
-# Blueprints all of whose endpoints are public reads (OGC API - Features), under these paths.
-PUBLIC_BLUEPRINTS = frozenset({"ogc"})
+                    "api.venue_search", "clips.venue_clips", "pages.map_venues",
+                    # public works (a private one answers 404 without a token), campaigns,
+                    # activities and information pages
+                    "works.campaigns", "works.campaign", "works.works", "works.work",
+                    "works.map_works", "activities.listing", "activities.detail",
+                    "activities.venue_activities", "info.listing"})
+# Blueprints all of whose endpoints are public reads (OGC API - Features and its vector
+# tiles), under these paths.
+PUBLIC_BLUEPRINTS = frozenset({"ogc", "tiles"})
 CORS_PATHS = ("/api/", "/ogc")
 PREFLIGHT = {"Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
              "Access-Control-Allow-Headers": "Accept, Accept-Language, If-None-Match",
@@ -39,7 +44,8 @@ PREFLIGHT = {"Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
 
 @bp.after_app_request
 def cors(response: Response) -> Response:
-    """``Access-Control-Allow-Origin: *`` on public GETs under /api/, and their preflights."""
+    """``Access-Control-Allow-Origin: *`` on public GETs under /api/ and /ogc (features and
+    tiles), and their preflights: the one place CORS is written."""
     if not request.path.startswith(CORS_PATHS) or "Authorization" in request.headers:
         return response
     try:
@@ -50,7 +56,8 @@ def cors(response: Response) -> Response:
     if not public or request.method not in ("GET", "HEAD", "OPTIONS"):
         return response
     response.headers["Access-Control-Allow-Origin"] = "*"
-    response.headers["Access-Control-Expose-Headers"] = "Content-Disposition, Content-Crs"
+    response.headers["Access-Control-Expose-Headers"] = ("Content-Disposition, Content-Crs, "
+                                                         "ETag")
     if request.method == "OPTIONS":
         response.status_code = 204
         response.set_data(b"")

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from .. import db, ogc
+from .. import db, ogc, tiles
 
 ERROR = {"$ref": "#/components/responses/Error"}
 NOT_FOUND = {"$ref": "#/components/responses/NotFound"}
@@ -153,6 +153,40 @@ def _collection_paths(c: ogc.Collection, config: dict[str, Any]) -> dict[str, An
     return paths
 
 
+def _tile_paths() -> dict[str, Any]:
+    """OGC API - Tiles: the venues as Mapbox Vector Tiles, with their metadata."""
+    def op(summary: str, op_id: str, params: list[dict[str, Any]],
+           ok: dict[str, Any]) -> dict[str, Any]:
+        return {"get": {"tags": ["tiles"], "summary": summary, "operationId": op_id,
+                        "parameters": params, "responses": {"200": ok, "400": ERROR,
+                                                            "404": NOT_FOUND}}}
+
+    meta = {"description": "the document", "content": _json({"type": "object"},
+                                                            "application/json")}
+    tms = _param("tileMatrixSetId", "path", "the tiling scheme (only WebMercatorQuad)",
+                 {"type": "string", "enum": [tiles.TMS_ID]}, tiles.TMS_ID, required=True)
+    # A tile over all of Beijing at zoom 4: it holds every venue (as clusters).
+    cell = [_param("tileMatrix", "path", "the zoom level (0-22)",
+                   {"type": "integer", "minimum": 0, "maximum": 22}, 4, required=True),
+            _param("tileCol", "path", "the tile's column (x), from the west",
+                   {"type": "integer", "minimum": 0}, 13, required=True),
+            _param("tileRow", "path", "the tile's row (y), from the north",
+                   {"type": "integer", "minimum": 0}, 6, required=True)]
+    tile_ok = {"description": "the tile: one layer, venues (204 when it holds none)",
+               "content": {tiles.MVT: {"schema": {"type": "string", "format": "binary"}}}}
+    base = "/collections/venues/tiles"
+    return {
+        "/tileMatrixSets": op("the tiling schemes", "tileMatrixSets", [], meta),
+        "/tileMatrixSets/{tileMatrixSetId}": op("a tiling scheme", "tileMatrixSet", [tms],
+                                                meta),
+        base: op("the venues' tilesets", "venueTilesets", [], meta),
+        base + "/{tileMatrixSetId}": op("the venues' tileset", "venueTileset", [tms], meta),
+        # The server's path is /{z}/{x}/{y}: column before row, as web maps ask.
+        base + "/{tileMatrixSetId}/{tileMatrix}/{tileCol}/{tileRow}": op(
+            "a vector tile of the venues", "venueTile", [tms, *cell], tile_ok),
+    }
+
+
 def document(base_url: str, config: dict[str, Any]) -> dict[str, Any]:
     """The OpenAPI 3.0 document for the service at ``base_url`` (…/ogc)."""
     simple = {"200": _ok("the document", {"type": "object"}, "application/json"),
@@ -178,6 +212,7 @@ def document(base_url: str, config: dict[str, Any]) -> dict[str, Any]:
     }
     for c in ogc.COLLECTIONS.values():
         paths.update(_collection_paths(c, config))
+    paths.update(_tile_paths())
     crs = {"type": "string", "format": "uri", "enum": list(ogc.CRS_LIST),
            "default": ogc.CRS84}
     parameters = {
@@ -207,12 +242,13 @@ def document(base_url: str, config: dict[str, Any]) -> dict[str, Any]:
     }
     return {
         "openapi": "3.0.3",
-        "info": {"title": "voicemap: OGC API - Features", "version": "1.0.0",
+        "info": {"title": "voicemap: OGC API - Features and Tiles", "version": "1.0.0",
                  "description": "Beijing's child-friendly venues, public children's works "
                                 "and activities, WGS-84, for GIS tools.",
                  "license": {"name": "see the data dictionary of /api/venues"}},
         "servers": [{"url": base_url}],
-        "tags": [{"name": "service"}, *({"name": c} for c in ogc.COLLECTIONS)],
+        "tags": [{"name": "service"}, *({"name": c} for c in ogc.COLLECTIONS),
+                 {"name": "tiles"}],
         "paths": paths,
         "components": {
             "parameters": parameters,

@@ -8,25 +8,7 @@ from .. import db, tiles
 
 bp = Blueprint("tiles", __name__, url_prefix="/ogc")
 
-PREFLIGHT = {"Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
-             "Access-Control-Allow-Headers": "Accept, If-None-Match",
-             "Access-Control-Max-Age": "86400"}
 METADATA_CACHE = "public, max-age=3600"
-
-
-@bp.after_request
-def cors(response: Response) -> Response:
-    """Anyone's map may load the tiles and their metadata (public, read-only, never with
-    credentials), as the public API allows; their preflights answer 204."""
-    if "Authorization" in request.headers or request.method not in ("GET", "HEAD", "OPTIONS"):
-        return response
-    response.headers["Access-Control-Allow-Origin"] = "*"
-    response.headers["Access-Control-Expose-Headers"] = "ETag"
-    if request.method == "OPTIONS":
-        response.status_code = 204
-        response.set_data(b"")
-        response.headers.update(PREFLIGHT)
-    return response
 
 
 def _json(doc: dict) -> Response:
