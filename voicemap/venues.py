@@ -363,15 +363,20 @@ def search_index(conn: Connection) -> SearchIndex:
     if cache.get("state") != state:
         rows = conn.execute(text(
             "SELECT id, name_zh, name_en, category, ST_X(geom), ST_Y(geom) FROM venues"))
+        # Names kept from the last build keep their pinyin: after an import that changed a
+        # few venues, only theirs is computed again.
+        known: dict[str, tuple[str, str]] = cache.get("pinyin", {})
+        pinyin: dict[str, tuple[str, str]] = {}
         entries = []
         for vid, zh, en, cat, x, y in rows:
-            full, initials = pinyin_keys(zh or "")
-            entries.append(SearchEntry(vid, zh or "", en or "", cat, x, y, (zh or "").lower(),
+            zh = zh or ""
+            full, initials = pinyin[zh] = known.get(zh) or pinyin_keys(zh)
+            entries.append(SearchEntry(vid, zh, en or "", cat, x, y, zh.lower(),
                                        (en or "").lower(), _fold(en or ""), full, initials))
         index = SearchIndex(entries, {k: _haystack([getattr(e, k) for e in entries])
                                       for k in ("zh", "en", "en_key", "pinyin", "initials")})
         cache.clear()
-        cache.update(state=state, index=index)
+        cache.update(state=state, index=index, pinyin=pinyin)
     return cache["index"]
 
 
