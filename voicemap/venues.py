@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 from collections.abc import Iterable, Iterator
@@ -367,7 +368,41 @@ def pinyin_keys(name: str) -> tuple[str, str]:
     return full, initials
 
 
-def search_index(conn: Connection) -> list[SearchEntry]:
+@dataclass(frozen=True)
+class SearchIndex:
+    """The entries, and each key of all of them in one string ("\\n" between), so that a
+    query is a few ``str.find`` passes in C rather than a Python loop over every venue."""
+
+    entries: list[SearchEntry]
+    haystacks: dict[str, tuple[str, list[int]]]
+
+    def hits(self, key: str, needle: str) -> set[int]:
+        """The indexes of the entries whose ``key`` contains ``needle``."""
+        hay, starts = self.haystacks[key]
+        found, i = set(), hay.find(needle)
+        while i != -1:
+            n = bisect.bisect_right(starts, i) - 1
+            found.add(n)
+            i = hay.find(needle, starts[n + 1] if n + 1 < len(starts) else len(hay))
+        return found
+
+
+def _haystack(values: list[str]) -> tuple[str, list[int]]:
+    starts, pos = [], 0
+    for v in values:
+        starts.append(pos)
+        pos += len(v) + 1
+    return "\n".join(values), starts
+
+
+def warm_search() -> None:
+    """Load pypinyin and its dictionaries now (about 2 s), not in a family's first search."""
+    from pypinyin import lazy_pinyin
+
+    lazy_pinyin("故宫")
+
+
+def search_index(conn: Connection) -> SearchIndex:
     """Every venue's names and pinyin keys, computed once per registry state and kept (the
     registry's row count and last ``updated_at`` name the state)."""
     from flask import current_app
@@ -377,14 +412,21 @@ def search_index(conn: Connection) -> list[SearchEntry]:
     if cache.get("state") != state:
         rows = conn.execute(text(
             "SELECT id, name_zh, name_en, category, ST_X(geom), ST_Y(geom) FROM venues"))
+        # Names kept from the last build keep their pinyin: after an import that changed a
+        # few venues, only theirs is computed again.
+        known: dict[str, tuple[str, str]] = cache.get("pinyin", {})
+        pinyin: dict[str, tuple[str, str]] = {}
         entries = []
         for vid, zh, en, cat, x, y in rows:
-            full, initials = pinyin_keys(zh or "")
-            entries.append(SearchEntry(vid, zh or "", en or "", cat, x, y, (zh or "").lower(),
+            zh = zh or ""
+            full, initials = pinyin[zh] = known.get(zh) or pinyin_keys(zh)
+            entries.append(SearchEntry(vid, zh, en or "", cat, x, y, zh.lower(),
                                        (en or "").lower(), _fold(en or ""), full, initials))
+        index = SearchIndex(entries, {k: _haystack([getattr(e, k) for e in entries])
+                                      for k in ("zh", "en", "en_key", "pinyin", "initials")})
         cache.clear()
-        cache.update(state=state, entries=entries)
-    return cache["entries"]
+        cache.update(state=state, index=index, pinyin=pinyin)
+    return cache["index"]
 
 
 def check_query(q: str | None) -> str:
@@ -408,8 +450,13 @@ def search(conn: Connection, q: str, limit: int = 10) -> list[dict[str, Any]]:
     limit = min(max(limit, 1), SEARCH_MAX)
     low, key = q.lower(), _fold(q)
     pkey = key.replace("v", "u")  # as pinyin_keys: lv and lu alike
+    index = search_index(conn)
+    candidates = index.hits("zh", low) | index.hits("en", low)
+    if key:
+        candidates |= (index.hits("pinyin", pkey) | index.hits("en_key", key)
+                       | index.hits("initials", key))
     found = []
-    for e in search_index(conn):
+    for e in (index.entries[i] for i in candidates):
         if low in (e.zh, e.en):
             rank = 0
         elif e.zh.startswith(low) or e.en.startswith(low) or (

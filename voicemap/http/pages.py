@@ -59,6 +59,7 @@ def warm(state) -> None:
             maps.assets()
         except RuntimeError:  # no node_modules yet: the first page will say so
             pass
+    venues.warm_search()  # pypinyin's dictionaries, for the map's search box
 
 
 @bp.app_context_processor
