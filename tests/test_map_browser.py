@@ -207,16 +207,22 @@ class Visit:
 
 @pytest.fixture
 def visit(browser, request):
-    """Open a path of a site: visit(site, path, viewport=PHONE, geolocation=None)."""
+    """Open a path of a site: visit(site, path, viewport=PHONE, geolocation=None).
+
+    ``timezone_id`` sets the browser's time zone; ``before(page)`` runs before the page
+    loads (to install a fixed clock, say); ``bypass_csp`` lets a test inject a script
+    (axe-core) into a page whose CSP forbids it."""
     opened: list[tuple[object, Visit]] = []
 
-    def open_(site: Site, path: str, viewport=PHONE, geolocation=None, wait=True) -> Visit:
+    def open_(site: Site, path: str, viewport=PHONE, geolocation=None, wait=True,
+              timezone_id=None, before=None, bypass_csp=False) -> Visit:
         tile_hosts = {urlsplit(o).netloc for o in maps.tile_origins(config.tiles(site.app.config))}
         app_host = urlsplit(site.url).netloc
         ctx = browser.new_context(
             viewport=viewport, device_scale_factor=1, locale="en-US",
             is_mobile=viewport["width"] < 700, has_touch=viewport["width"] < 700,
-            geolocation=geolocation, permissions=["geolocation"] if geolocation else [])
+            geolocation=geolocation, permissions=["geolocation"] if geolocation else [],
+            timezone_id=timezone_id, bypass_csp=bypass_csp)
         v = Visit(ctx.new_page(), site)
 
         def route(r):
@@ -234,6 +240,8 @@ def visit(browser, request):
                             "e.violatedDirective + ' ' + e.blockedURI));")
         v.page.on("dialog", lambda d: (v.dialogs.append(d.message), d.dismiss()))
         v.page.on("pageerror", lambda e: v.errors.append(str(e)))
+        if before is not None:
+            before(v.page)
         v.page.goto(site.url + path)
         if wait:
             v.ready()

@@ -354,8 +354,10 @@ def map_data(conn: Connection, bbox: tuple[float, float, float, float], zoom: in
              limit: int = POINT_LIMIT) -> dict[str, Any]:
     """The venues in ``bbox`` (WGS-84) as compact rows, or, past ``limit``, grid counts.
 
-    Points: ``{"mode": "points", "v": [[id, lon, lat, category index, clips, name], ...]}``
-    with the name in ``lang``. Grid: ``{"mode": "grid", "cells": [[lon, lat, count,
+    Points: ``{"mode": "points", "v": [[id, lon, lat, category index, clips, name, min_age,
+    max_age, opening_hours], ...]}`` with the name in ``lang``, the ages (null: not known)
+    and the English opening hours as written in the registry (map.js parses them for
+    "open now" and the age filter). Grid: ``{"mode": "grid", "cells": [[lon, lat, count,
     voiced], ...]}`` with each cell at the mean position of its venues.
     """
     backend = backends.select(conn)
@@ -378,12 +380,13 @@ def map_data(conn: Connection, bbox: tuple[float, float, float, float], zoom: in
         name = "v.name_zh" if lang == "zh" else "v.name_en"
         index = {cid: i for i, cid in enumerate(categories.IDS)}
         rows = conn.execute(text(
-            f"SELECT v.id, ST_X(v.geom), ST_Y(v.geom), v.category, COALESCE(c.n, 0), {name} "
+            f"SELECT v.id, ST_X(v.geom), ST_Y(v.geom), v.category, COALESCE(c.n, 0), {name}, "
+            f"v.min_age, v.max_age, v.opening_hours "
             f"FROM {sql['source']} {sql['join']} {_CLIP_COUNTS} WHERE {cond}")
             .bindparams(*binds), params)
         return {"mode": "points", "v": [
-            [vid, round(x, 6), round(y, 6), index.get(cat, 0), n, label]
-            for vid, x, y, cat, n, label in rows]}
+            [vid, round(x, 6), round(y, 6), index.get(cat, 0), n, label, lo, hi, hours]
+            for vid, x, y, cat, n, label, lo, hi, hours in rows]}
     x, y = sql["x"], sql["y"]
     gx, gy = sql["cell"].format(x, 180), sql["cell"].format(y, 90)
     cells = conn.execute(text(

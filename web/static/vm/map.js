@@ -225,12 +225,13 @@
       var label = row[5] + ', ' + cat.label + (clips ? ', ' + t.has_voice : '');
       var m = L.marker(toDisplay(row[1], row[2]), {icon: icons[cat.id][clips ? 1 : 0],
         title: label, keyboard: true, riseOnHover: true});
-      m.vm = {id: row[0], cat: cat.id, clips: clips};
+      m.vm = {id: row[0], cat: cat.id, clips: clips, name: row[5], minAge: row[6],
+        maxAge: row[7], hours: row[8]};
       m.on('click', function () { openVenue(row[0], m.getLatLng()); });
       return m;
     }
 
-    function passes(m) { return !state.voiced || m.vm.clips > 0; }
+    function passes(m) { return (!state.voiced || m.vm.clips > 0) && familyPasses(m.vm); }
 
     // Sub-groups add their markers to the cluster one by one; these do it in one batch.
     function addBatch(sub, markers) {
@@ -347,6 +348,7 @@
         });
     }
     function done() {
+      renderList();
       if (!state.loads && window.performance) vm.readyAt = performance.now();
       state.loads++;
       document.documentElement.setAttribute('data-vm-ready', '1');
@@ -486,6 +488,7 @@
 
     function openVenue(id, latlng, feature) {
       var box = h('div', {class: 'vm-popup-box'}, [h('p', {class: 'vm-muted', text: t.loading})]);
+      fitPopup();
       popup.setLatLng(latlng).setContent(box).openOn(map);
       state.venue = id;
       saveUrlSoon();
@@ -501,6 +504,7 @@
           // Leaflet skips the auto-pan that follows one of its own (the "loading" popup's),
           // which would leave the grown popup under the controls.
           popup._autopanning = false;
+          fitPopup();
           popup.update();
           var heading = box.querySelector('.vm-name');
           if (heading) heading.focus({preventScroll: true});
@@ -535,7 +539,7 @@
     var sheetList = document.getElementById('vm-near-list');
     var sheetToggle = document.getElementById('vm-near-toggle');
     var mapEl = map.getContainer();
-    var you = null, tapping = false;
+    var you = null, tapping = false, lastNear = null;
 
     function openSheet() {
       sheet.hidden = false;
@@ -609,8 +613,9 @@
       sheetTitle.textContent = tapped ? t.nearest_from_tap : t.nearest_title;
       setStatus(t.loading);
       var active = activeCats();
+      lastNear = [lon, lat, tapped];
       var q = new URLSearchParams({lat: lat.toFixed(6), lon: lon.toFixed(6),
-        k: state.voiced ? '100' : '10'});
+        k: state.voiced || state.open || state.age !== null ? '100' : '10'});
       if (active.length && active.length < cats.length) q.set('category', active.join(','));
       fetch(cfg.urls.nearest + '?' + q.toString())
         .then(function (r) {
@@ -619,9 +624,12 @@
         })
         .then(function (fc) {
           var found = fc.features.filter(function (f) {
-            return !state.voiced || f.properties.clip_count > 0;
+            return (!state.voiced || f.properties.clip_count > 0) && familyPasses(
+              {minAge: f.properties.min_age, maxAge: f.properties.max_age,
+                hours: f.properties.opening_hours});
           }).slice(0, 10);
           renderNear(found);
+          offerVoiced(lon, lat, found, q);
           centreAbove(ll, zoom);
         })
         .catch(function () {
@@ -633,7 +641,11 @@
     function renderNear(found) {
       sheetList.textContent = '';
       setStatus(found.length ? '' : t.no_results);
-      found.forEach(function (f, i) {
+      found.forEach(function (f, i) { sheetList.appendChild(nearItem(f, i)); });
+    }
+
+    /** One venue of the near-me list: its name, distance and category, and a play button. */
+    function nearItem(f, i) {
         var p = f.properties, cat = catById[p.category] || cats[0];
         var nameId = 'vm-near-name-' + i;
         var li = h('li', {class: 'vm-near-item', 'data-id': p.id});
@@ -649,8 +661,7 @@
           ])
         ]));
         if (p.clip_count > 0) li.appendChild(playButton(p.id, nameId, li));
-        sheetList.appendChild(li);
-      });
+        return li;
     }
 
     function playButton(id, nameId, li) {
@@ -721,16 +732,397 @@
       if (on === state.voiced) return;
       state.voiced = on;
       voicedBtn.setAttribute('aria-pressed', on ? 'true' : 'false');
-      var silent = byCategory(function (m) { return !m.vm.clips; });
-      Object.keys(silent).forEach(function (cid) {
-        (on ? removeBatch : addBatch)(subs[cid], silent[cid]);
-      });
+      refilter();
     }
     voicedBtn.addEventListener('click', function () {
       setVoiced(!state.voiced);
       saveUrlSoon();
       load();
     });
+
+    // --- fitting popups: clear of the controls on every phone ------------------------------
+    /** Set the popup's auto-pan padding and height from where the controls are now. */
+    function fitPopup() {
+      var box = mapEl.getBoundingClientRect(), w = box.width, hgt = box.height;
+      var top = 12, bottom = 12, left = 12;
+      function each(sel, fn) {
+        Array.prototype.forEach.call(document.querySelectorAll(sel), function (e) {
+          var r = e.getBoundingClientRect();
+          if (r.width && r.height) fn(r);
+        });
+      }
+      if (narrow.matches) {
+        // Phones: zoom, layers and legend across the top; the actions and any open sheet
+        // across the bottom. The popup spans the width, so it goes between them.
+        each('.leaflet-top .leaflet-control', function (r) {
+          top = Math.max(top, r.bottom - box.top + 8);
+        });
+        each('.vm-actions .vm-btn, .vm-sheet', function (r) {
+          bottom = Math.max(bottom, box.bottom - r.top + 8);
+        });
+      } else {
+        top = 20;
+        bottom = 20;
+        each('.vm-sheet', function (r) { left = Math.max(left, r.right - box.left + 12); });
+        each('.vm-actions .vm-btn', function (r) {
+          if (r.right - box.left > left) bottom = Math.max(bottom, box.bottom - r.top + 8);
+        });
+      }
+      var o = popup.options;
+      // Content + margins (34) + the side gaps stay on screen.
+      o.maxWidth = Math.max(180, Math.min(320, w - left - 12 - 34));
+      o.minWidth = Math.min(240, o.maxWidth);
+      o.autoPanPaddingTopLeft = L.point(left, top);
+      o.autoPanPaddingBottomRight = L.point(12, bottom);
+      // The room between them, less the content's margins (28), the tip (20) and the
+      // marker's half height (14); a taller popup scrolls inside itself.
+      var room = hgt - top - bottom - 62;
+      o.maxHeight = Math.max(120, narrow.matches ? room
+        : Math.min(room, Math.round(window.innerHeight * 0.62)));
+    }
+    vm.fitPopup = fitPopup;
+    window.addEventListener('resize', function () {
+      if (map.hasLayer(popup)) {
+        fitPopup();
+        popup.update();
+      }
+    });
+
+    /** Where the open sheet's top is, so the actions sit above it and stay usable. */
+    function placeActions() {
+      var lift = 0;
+      Array.prototype.forEach.call(document.querySelectorAll('.vm-sheet'), function (e) {
+        var r = e.getBoundingClientRect();
+        if (r.height && (narrow.matches || r.left < 400)) {
+          lift = Math.max(lift, window.innerHeight - r.top);
+        }
+      });
+      document.body.style.setProperty('--vm-sheet-lift', lift ? lift + 'px' : '0px');
+      document.body.classList.toggle('vm-sheet-shown', lift > 0);
+    }
+    if (window.ResizeObserver) {
+      var sheetWatch = new ResizeObserver(placeActions);
+      Array.prototype.forEach.call(document.querySelectorAll('.vm-sheet'), function (e) {
+        sheetWatch.observe(e);
+      });
+    }
+    if (window.MutationObserver) {
+      new MutationObserver(placeActions).observe(document.body, {subtree: true,
+        attributes: true, attributeFilter: ['hidden', 'class']});
+    }
+
+    // --- family filters: open now, the child's age (and voice guides only) ----------------
+    state.open = false;
+    state.age = null;
+    var CHINA_MS = 8 * 3600 * 1000;  // Asia/Shanghai: UTC+8 all year (no summer time)
+    var DAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
+    var MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov',
+      'dec'];
+
+    /** "Tue-Sun" -> [2..6,0]; "Daily" -> all; "Mon" -> [1]; null if not understood. */
+    function dayList(spec) {
+      spec = spec.toLowerCase();
+      if (spec === 'daily') return [0, 1, 2, 3, 4, 5, 6];
+      var m = /^([a-z]{3})(?:-([a-z]{3}))?$/.exec(spec);
+      if (!m || DAYS.indexOf(m[1]) < 0 || (m[2] && DAYS.indexOf(m[2]) < 0)) return null;
+      var a = DAYS.indexOf(m[1]), b = m[2] ? DAYS.indexOf(m[2]) : a, out = [a];
+      while (a !== b) {
+        a = (a + 1) % 7;
+        out.push(a);
+      }
+      return out;
+    }
+    function minutes(hm) {
+      var m = /^(\d{1,2}):(\d{2})$/.exec(hm);
+      return m ? Number(m[1]) * 60 + Number(m[2]) : NaN;
+    }
+    /** One season's rules ("Tue-Sun 08:30-17:00 (Nov-Mar to 16:30), closed Mon"), or null. */
+    function parseRules(text) {
+      var rules = [], ok = true;
+      text.split(/,\s*(?![^()]*\))/).forEach(function (part) {
+        part = part.trim();
+        var m;
+        if ((m = /^closed\s+(\S+)$/i.exec(part))) {
+          var days = dayList(m[1]);
+          if (!days) ok = false;
+          else rules.push({days: days, closed: true});
+        } else if ((m = /^(\S+)\s+(\d{1,2}:\d{2})-(\d{1,2}:\d{2})(?:\s+\(([a-z]{3})-([a-z]{3}) to (\d{1,2}:\d{2})\))?$/i.exec(part))) {
+          var d = dayList(m[1]);
+          if (!d) ok = false;
+          else {
+            var r = {days: d, from: minutes(m[2]), to: minutes(m[3])};
+            if (m[4]) {
+              var a = MONTHS.indexOf(m[4].toLowerCase()), b = MONTHS.indexOf(m[5].toLowerCase());
+              if (a < 0 || b < 0) ok = false;
+              r.alt = {a: a, b: b, to: minutes(m[6])};
+            }
+            rules.push(r);
+          }
+        } else {
+          ok = false;
+        }
+      });
+      return ok && rules.length ? rules : null;
+    }
+    function openBy(rules, when) {
+      var day = when.getUTCDay(), now = when.getUTCHours() * 60 + when.getUTCMinutes();
+      var month = when.getUTCMonth(), open = false;
+      rules.forEach(function (r) {
+        if (r.closed || r.days.indexOf(day) < 0) return;
+        var to = r.to;
+        if (r.alt && (r.alt.a <= r.alt.b ? month >= r.alt.a && month <= r.alt.b
+          : month >= r.alt.a || month <= r.alt.b)) to = r.alt.to;
+        if (now >= r.from && now < to) open = true;
+      });
+      return open;
+    }
+    /**
+     * 'open', 'closed' or 'unknown' for the registry's English opening hours at `date` (a
+     * Date; now if left out), on the Asia/Shanghai clock whatever the phone's time zone.
+     * Understood: "Daily 07:00-20:00", "Tue-Sun 09:00-17:00, closed Mon", several day
+     * ranges, "(Nov-Mar to 16:30)", "Open 24 hours", and "Summer ...; winter ..." where both
+     * seasons agree. Anything else (and every public holiday) is 'unknown'.
+     */
+    function openState(hoursText, date) {
+      if (!hoursText) return 'unknown';
+      var s = String(hoursText).trim();
+      if (/^open 24 hours$/i.test(s)) return 'open';
+      var when = new Date((date || new Date()).getTime() + CHINA_MS);
+      var seasons = s.split(/\s*;\s*/), answers = [];
+      for (var i = 0; i < seasons.length; i++) {
+        var text = seasons[i];
+        if (seasons.length > 1) {
+          var m = /^(summer|winter)\s+(.*)$/i.exec(text);
+          if (!m) return 'unknown';
+          text = 'Daily ' + m[2];
+        }
+        var rules = parseRules(text);
+        if (!rules) return 'unknown';
+        answers.push(openBy(rules, when));
+      }
+      if (answers.some(function (a) { return a !== answers[0]; })) return 'unknown';
+      return answers[0] ? 'open' : 'closed';
+    }
+    vm.openState = openState;
+
+    /** Whether a venue ({minAge, maxAge, hours}) passes "open now" and the child's age. */
+    function familyPasses(v) {
+      // Unknown hours or ages are not guessed: such venues stay, marked "hours unknown".
+      if (state.open && openState(v.hours) === 'closed') return false;
+      if (state.age !== null) {
+        if (v.minAge !== null && v.minAge !== undefined && state.age < v.minAge) return false;
+        if (v.maxAge !== null && v.maxAge !== undefined && state.age > v.maxAge) return false;
+      }
+      return true;
+    }
+
+    /** Show the known markers that pass every filter, hide the others (in batches). */
+    function refilter() {
+      var add = {}, remove = {};
+      Object.keys(state.known).forEach(function (id) {
+        var m = state.known[id], sub = subs[m.vm.cat];
+        var shown = !!sub._layers[L.stamp(m)], want = passes(m);
+        if (shown !== want) {
+          var into = want ? add : remove;
+          (into[m.vm.cat] = into[m.vm.cat] || []).push(m);
+        }
+      });
+      Object.keys(remove).forEach(function (cid) { removeBatch(subs[cid], remove[cid]); });
+      Object.keys(add).forEach(function (cid) { addBatch(subs[cid], add[cid]); });
+      syncFilters();
+      renderList();
+    }
+    setInterval(function () { if (state.open) refilter(); }, 60000);
+
+    function syncFilters() {
+      Array.prototype.forEach.call(document.querySelectorAll('[data-vm-filter]'), function (e) {
+        var f = e.getAttribute('data-vm-filter');
+        if (f === 'age') e.value = state.age === null ? '' : String(state.age);
+        else e.setAttribute('aria-pressed', state[f] ? 'true' : 'false');
+      });
+    }
+
+    function filtersChanged() {
+      refilter();
+      saveUrlSoon();
+      if (lastNear && !sheet.hidden && !tapping) nearFrom(lastNear[0], lastNear[1], lastNear[2]);
+    }
+
+    /** The filters as a row of chips, for the near-me and list sheets. */
+    function filterBar() {
+      var ages = h('select', {'data-vm-filter': 'age', onchange: function (e) {
+        state.age = e.target.value === '' ? null : Number(e.target.value);
+        filtersChanged();
+      }}, [h('option', {value: '', text: t.map_age_any})]);
+      for (var n = 0; n <= 17; n++) {
+        ages.appendChild(h('option', {value: String(n), text: fmt(t.map_age_n, {n: n})}));
+      }
+      return h('div', {class: 'vm-map-filters', role: 'group', 'aria-label': t.map_filters}, [
+        h('button', {type: 'button', class: 'vm-chip', 'data-vm-filter': 'voiced',
+          'aria-pressed': 'false', onclick: function () {
+            setVoiced(!state.voiced);
+            load();
+            filtersChanged();
+          }}, [icon('speaker', 18), h('span', {text: t.voiced_only})]),
+        h('button', {type: 'button', class: 'vm-chip', 'data-vm-filter': 'open',
+          'aria-pressed': 'false', onclick: function () {
+            state.open = !state.open;
+            filtersChanged();
+          }}, [h('span', {text: t.map_open_now})]),
+        h('label', {class: 'vm-chip vm-filter-age'}, [h('span', {text: t.map_age}), ages])
+      ]);
+    }
+    var nearBody = document.getElementById('vm-near-body');
+    nearBody.insertBefore(filterBar(), nearBody.firstChild);
+
+    // --- near me found no voice guide: say so, offer the nearest that have one ------------
+    function offerVoiced(lon, lat, found, q) {
+      if (state.voiced || !found.length) return;
+      if (found.some(function (f) { return f.properties.clip_count > 0; })) return;
+      var want = lastNear;
+      var more = new URLSearchParams(q);
+      more.set('k', '100');
+      fetch(cfg.urls.nearest + '?' + more.toString())
+        .then(function (r) {
+          if (!r.ok) throw new Error('HTTP ' + r.status);
+          return r.json();
+        })
+        .then(function (fc) {
+          if (want !== lastNear) return;
+          var voiced = fc.features.filter(function (f) {
+            return f.properties.clip_count > 0 && familyPasses({minAge: f.properties.min_age,
+              maxAge: f.properties.max_age, hours: f.properties.opening_hours});
+          }).slice(0, 3);
+          sheetList.textContent = '';
+          setStatus(voiced.length ? t.map_no_guides_near : t.map_no_guides_anywhere);
+          sheetList.classList.add('vm-near-fallback');
+          voiced.forEach(function (f, i) {
+            var li = nearItem(f, 'v' + i);
+            li.classList.add('vm-near-voiced');
+            sheetList.appendChild(li);
+          });
+          sheetList.appendChild(h('li', {class: 'vm-near-sep', text: t.map_nearby_without}));
+          found.forEach(function (f, i) { sheetList.appendChild(nearItem(f, i)); });
+        })
+        .catch(function () { /* the plain list stays */ });
+    }
+
+    // --- a list of what is on screen, nearest first when the position is known ------------
+    var listSheet = document.getElementById('vm-list');
+    var listItems = document.getElementById('vm-list-items');
+    var listStatus = document.getElementById('vm-list-status');
+    var listToggle = document.getElementById('vm-list-toggle');
+    var listBody = document.getElementById('vm-list-body');
+    listBody.insertBefore(filterBar(), listBody.firstChild);
+    var LIST_MAX = 100;
+
+    function metres(a, b) {  // haversine on WGS-84 [lon, lat] pairs: enough to sort a list
+      var r = Math.PI / 180, dLat = (b[1] - a[1]) * r, dLon = (b[0] - a[0]) * r;
+      var x = Math.sin(dLat / 2) * Math.sin(dLat / 2) + Math.cos(a[1] * r) *
+        Math.cos(b[1] * r) * Math.sin(dLon / 2) * Math.sin(dLon / 2);
+      return 6371008.8 * 2 * Math.atan2(Math.sqrt(x), Math.sqrt(1 - x));
+    }
+
+    var OPEN_TEXT = {open: 'map_open_now', closed: 'map_closed_now', unknown: 'map_hours_unknown'};
+    function renderList() {
+      if (!listSheet || listSheet.hidden) return;
+      var bounds = map.getBounds(), here = vm.position;
+      var rows = [];
+      Object.keys(state.known).forEach(function (id) {
+        var m = state.known[id];
+        if (!passes(m) || !map.hasLayer(subs[m.vm.cat]) || !bounds.contains(m.getLatLng())) return;
+        rows.push({m: m, d: here ? metres(here, toWgs(m.getLatLng())) : null});
+      });
+      rows.sort(here ? function (a, b) { return a.d - b.d; }
+        : function (a, b) { return String(a.m.vm.name).localeCompare(String(b.m.vm.name), lang); });
+      listItems.textContent = '';
+      listStatus.textContent = rows.length
+        ? fmt(here ? t.map_list_count_near : t.map_list_count, {n: rows.length})
+          + (rows.length > LIST_MAX ? ' ' + fmt(t.map_list_more, {n: LIST_MAX}) : '')
+        : t.map_list_empty;
+      rows.slice(0, LIST_MAX).forEach(function (row, i) {
+        var v = row.m.vm, cat = catById[v.cat] || cats[0], ll = row.m.getLatLng();
+        var open = openState(v.hours);
+        var meta = [];
+        if (row.d !== null) meta.push(h('span', {class: 'vm-near-dist', text: formatDistance(row.d, t)}), ' · ');
+        meta.push(cat.label, ' · ', h('span', {class: 'vm-open vm-open-' + open, text: t[OPEN_TEXT[open]]}));
+        if (v.clips) meta.push(' · ', t.has_voice);
+        listItems.appendChild(h('li', {class: 'vm-near-item', 'data-id': v.id}, [
+          h('button', {type: 'button', class: 'vm-near-main', onclick: function () {
+            map.setView(ll, Math.max(map.getZoom(), 16), {animate: false});
+            if (narrow.matches) {
+              listSheet.classList.add('vm-collapsed');
+              listToggle.setAttribute('aria-expanded', 'false');
+            }
+            openVenue(v.id, ll);
+          }}, [
+            h('span', {class: 'vm-swatch vm-c-' + cat.id, 'aria-hidden': 'true', text: cat.icon}),
+            h('span', {class: 'vm-near-text'}, [
+              h('span', {class: 'vm-near-name vm-data', id: 'vm-list-name-' + i,
+                lang: HTML_LANG[lang], text: v.name || v.id}),
+              h('span', {class: 'vm-near-meta'}, meta)])
+          ])]));
+      });
+    }
+    vm.renderList = renderList;
+
+    function openList() {
+      if (!sheet.hidden) closeSheet();
+      var wo = document.getElementById('vm-whatson');
+      if (wo && !wo.hidden) document.getElementById('vm-whatson-close').click();
+      listSheet.hidden = false;
+      listSheet.classList.remove('vm-collapsed');
+      listToggle.setAttribute('aria-expanded', 'true');
+      document.getElementById('vm-list-btn').setAttribute('aria-expanded', 'true');
+      state.list = true;
+      renderList();
+      saveUrlSoon();
+    }
+    function closeList(focus) {
+      if (listSheet.hidden) return;
+      listSheet.hidden = true;
+      state.list = false;
+      document.getElementById('vm-list-btn').setAttribute('aria-expanded', 'false');
+      if (focus) document.getElementById('vm-list-btn').focus();
+      saveUrlSoon();
+    }
+    document.getElementById('vm-list-btn').addEventListener('click', function () {
+      if (listSheet.hidden) openList();
+      else closeList(false);
+    });
+    document.getElementById('vm-list-close').addEventListener('click', function () {
+      closeList(true);
+    });
+    listToggle.addEventListener('click', function () {
+      var collapsed = listSheet.classList.toggle('vm-collapsed');
+      listToggle.setAttribute('aria-expanded', collapsed ? 'false' : 'true');
+    });
+    listSheet.addEventListener('keydown', function (e) { if (e.key === 'Escape') closeList(true); });
+    ['vm-near-btn', 'vm-whatson-btn'].forEach(function (bid) {
+      document.getElementById(bid).addEventListener('click', function () { closeList(false); });
+    });
+    L.DomEvent.disableClickPropagation(listSheet);
+    L.DomEvent.disableScrollPropagation(listSheet);
+    map.on('moveend overlayadd overlayremove', function () { renderList(); });
+
+    // The venue page's "back to the map" returns here: the URL must be current before it goes.
+    document.addEventListener('click', function (e) {
+      if (e.target.closest && e.target.closest('.vm-more a')) saveUrl();
+    }, true);
+
+    /** The family filters and the open list in the URL (see stateParams). */
+    function familyParams(q) {
+      if (state.open) q.set('open', '1');
+      if (state.age !== null) q.set('age', String(state.age));
+      if (state.list) q.set('list', '1');
+    }
+    function restoreFamily(q) {
+      state.open = q.get('open') === '1';
+      var age = parseInt(q.get('age'), 10);
+      state.age = isFinite(age) && age >= 0 && age <= 17 ? age : null;
+      syncFilters();
+      if (q.get('list') === '1') setTimeout(openList, 0);  // once the view is set
+    }
 
     // --- the URL keeps the state -----------------------------------------------------------
     var langLink = document.getElementById('vm-lang');
@@ -745,6 +1137,7 @@
       if (active.length < cats.length) q.set('category', active.join(','));
       if (state.voiced) q.set('voiced', '1');
       if (state.venue) q.set('venue', state.venue);
+      familyParams(q);
       return q;
     }
     function saveUrl() {
@@ -764,6 +1157,7 @@
         if (wanted.indexOf(c.id) < 0) map.removeLayer(subs[c.id]);
       });
     }
+    restoreFamily(q);
     if (q.get('voiced') === '1') setVoiced(true);
     var lat = parseFloat(q.get('lat')), lon = parseFloat(q.get('lon')), z = parseInt(q.get('z'), 10);
     var hasView = isFinite(lat) && isFinite(lon);

@@ -8,6 +8,27 @@
     });
   }, true);
 
+  // "Back to the map": to the view, filters and popup the family came from. Reached from
+  // this site's map (which keeps its state in its URL), go back in history; otherwise the
+  // link's plain address (the map, no state).
+  var back = document.getElementById('vm-back');
+  if (back) {
+    back.addEventListener('click', function (e) {
+      var from = null;
+      try {
+        from = document.referrer ? new URL(document.referrer) : null;
+      } catch (err) {
+        from = null;
+      }
+      var mapPath = new URL(back.href, location.href).pathname;
+      if (from && from.origin === location.origin && from.pathname === mapPath &&
+          history.length > 1) {
+        e.preventDefault();
+        history.back();
+      }
+    });
+  }
+
   var el = document.getElementById('vm-venue-map');
   var raw = document.getElementById('vm-venue-settings');
   if (!el || !raw || !window.L) return;
