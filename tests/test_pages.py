@@ -250,6 +250,7 @@ def test_map_data_points_in_bbox(client, loaded):
     assert row[1:4] == [116.4, 39.9, categories.IDS.index("park")]
     assert row[4] == 0
     assert row[5] == XSS
+    assert row[6:] == [3, 12, "09:00-17:00"]  # ages and hours, for the map's family filters
     zh = client.get("/api/map/venues?bbox=116.399,39.899,116.401,39.901&lang=zh").get_json()
     assert [v[5] for v in zh["v"]] == ["公园<script>"]
 
@@ -430,3 +431,10 @@ def test_js_gcj02_port_matches_python():
     for (lon, lat), (fwd, inv) in zip(points, json.loads(out.stdout), strict=True):
         assert fwd == pytest.approx(wgs84_to_gcj02(lon, lat), abs=1e-11)
         assert inv == pytest.approx(gcj02_to_wgs84(lon, lat), abs=1e-11)
+
+
+def test_venue_page_back_link_is_the_plain_map_for_venue_js_to_take_back(client, loaded):
+    page = client.get("/venues/xss?lang=en").get_data(as_text=True)
+    back = re.search(r'<a [^>]*id="vm-back"[^>]*>', page)
+    assert back, "no back link"
+    assert 'href="/?lang=en"' in back.group(0)  # no state: history.back() restores it

@@ -462,7 +462,7 @@
           h('dd', {}, [value])]));
       }
       fact(t.address, inLang(p, 'address'));
-      fact(t.hours, hours(p));
+      fact(t.hours, withOpenState(p, hours(p)));
       var a = ages(p);
       fact(t.ages, a ? document.createTextNode(a) : null);
       fact(t.access, access(p));
@@ -628,8 +628,7 @@
               {minAge: f.properties.min_age, maxAge: f.properties.max_age,
                 hours: f.properties.opening_hours});
           }).slice(0, 10);
-          renderNear(found);
-          offerVoiced(lon, lat, found, q);
+          if (!offerVoiced(lon, lat, found, q)) renderNear(found);
           centreAbove(ll, zoom);
         })
         .catch(function () {
@@ -807,8 +806,10 @@
       });
     }
     if (window.MutationObserver) {
-      new MutationObserver(placeActions).observe(document.body, {subtree: true,
-        attributes: true, attributeFilter: ['hidden', 'class']});
+      var sheetShown = new MutationObserver(placeActions);
+      Array.prototype.forEach.call(document.querySelectorAll('.vm-sheet'), function (e) {
+        sheetShown.observe(e, {attributes: true, attributeFilter: ['hidden', 'class']});
+      });
     }
 
     // --- family filters: open now, the child's age (and voice guides only) ----------------
@@ -975,10 +976,19 @@
     var nearBody = document.getElementById('vm-near-body');
     nearBody.insertBefore(filterBar(), nearBody.firstChild);
 
+    /** The hours with "Open now" / "Closed now" / "Hours unknown" (Asia/Shanghai clock). */
+    function withOpenState(p, shown) {
+      var state = openState(p.opening_hours);
+      var badge = h('span', {class: 'vm-open vm-open-' + state, text: t[OPEN_TEXT[state]]});
+      if (!shown) return badge;
+      return h('span', {}, [shown, ' · ', badge]);
+    }
+
     // --- near me found no voice guide: say so, offer the nearest that have one ------------
+    /** Returns false when there is nothing to offer (the plain list is shown instead). */
     function offerVoiced(lon, lat, found, q) {
-      if (state.voiced || !found.length) return;
-      if (found.some(function (f) { return f.properties.clip_count > 0; })) return;
+      if (state.voiced || !found.length) return false;
+      if (found.some(function (f) { return f.properties.clip_count > 0; })) return false;
       var want = lastNear;
       var more = new URLSearchParams(q);
       more.set('k', '100');
@@ -995,7 +1005,6 @@
           }).slice(0, 3);
           sheetList.textContent = '';
           setStatus(voiced.length ? t.map_no_guides_near : t.map_no_guides_anywhere);
-          sheetList.classList.add('vm-near-fallback');
           voiced.forEach(function (f, i) {
             var li = nearItem(f, 'v' + i);
             li.classList.add('vm-near-voiced');
@@ -1004,7 +1013,8 @@
           sheetList.appendChild(h('li', {class: 'vm-near-sep', text: t.map_nearby_without}));
           found.forEach(function (f, i) { sheetList.appendChild(nearItem(f, i)); });
         })
-        .catch(function () { /* the plain list stays */ });
+        .catch(function () { if (want === lastNear) renderNear(found); });
+      return true;
     }
 
     // --- a list of what is on screen, nearest first when the position is known ------------
