@@ -160,6 +160,38 @@ def test_popup_paragraphs_have_no_leaflet_gaps(real_site, visit):
     assert [m for m in margins if m[1] > 8 or m[2] > 8] == []  # Leaflet's own: 19.5 px
 
 
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_sheets_leave_every_control_in_sight_and_popups_clear_them(real_site, visit, lang):
+    vp = PHONES[0]
+    v = visit(real_site, f"/?lang={lang}&lat=39.91&lon=116.39&z=13", viewport=vp,
+              geolocation=TIANANMEN)
+    for button, sheet in (("#vm-near-btn", "#vm-near"), ("#vm-whatson-btn", "#vm-whatson"),
+                          ("#vm-list-btn", "#vm-list")):
+        v.page.click(button)
+        v.page.wait_for_selector(f"{sheet}:not([hidden])")
+        v.settle()
+        got = boxes(v, (sheet,) + CONTROLS)
+        assert inside(got[sheet], vp), sheet
+        for c in CONTROLS:
+            assert c in got and inside(got[c], vp), (sheet, c)
+            assert not overlaps(got[sheet], got[c]), (sheet, c)
+        tops = [got[c] for c in (".leaflet-control-zoom", ".leaflet-control-layers", "#vm-legend")]
+        for c in ("#vm-near-btn", "#vm-voiced-btn", "#vm-whatson-btn", "#vm-list-btn"):
+            assert not any(overlaps(got[c], top) for top in tops), (sheet, c)
+        assert v.page.evaluate("document.documentElement.scrollWidth") <= vp["width"]
+        shot(v, f"family-sheet-{sheet[1:]}-320-{lang}")
+    # A venue chosen from the list: its popup clears the (collapsed) sheet and the controls.
+    v.page.wait_for_selector("#vm-list-items li")
+    v.page.locator("#vm-list-items .vm-near-main").first.click()
+    v.page.wait_for_selector(".vm-popup")
+    v.settle()
+    got = boxes(v, (".leaflet-popup-content-wrapper", "#vm-list") + CONTROLS)
+    popup = got[".leaflet-popup-content-wrapper"]
+    assert inside(popup, vp)
+    assert [c for c in ("#vm-list",) + CONTROLS if c in got and overlaps(popup, got[c])] == []
+    shot(v, f"family-list-chosen-320-{lang}")
+
+
 # --- 2. near me where nothing nearby has a guide ------------------------------------------
 
 
