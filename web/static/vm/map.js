@@ -1097,8 +1097,12 @@
       saveUrlSoon();
     }
     document.getElementById('vm-list-btn').addEventListener('click', function () {
-      if (listSheet.hidden) openList();
-      else closeList(false);
+      if (listSheet.hidden) {
+        openList();
+        listToggle.focus();
+      } else {
+        closeList(false);
+      }
     });
     document.getElementById('vm-list-close').addEventListener('click', function () {
       closeList(true);
