@@ -4,6 +4,8 @@ button and a CSP that lets the worker run."""
 
 from __future__ import annotations
 
+import re
+
 from helpers import feature, load
 from test_pages import add_clip
 
@@ -39,3 +41,12 @@ def test_venue_page_carries_the_offline_button_and_allows_the_worker(app, client
     assert "worker-src 'self'" in csp and "manifest-src 'self'" in csp
     # The same page in Chinese: the strings follow the language.
     assert "保存离线收听" in client.get("/venues/museum-a?lang=zh").get_data(as_text=True)
+
+
+def test_the_map_and_venue_page_carry_the_play_beacon(app, client):
+    load(app, [feature("museum-a", 116.34, 39.90)])
+    assert "/vm/plays.js" in client.get("/?lang=en").get_data(as_text=True)
+    assert "/vm/plays.js" in client.get("/venues/museum-a").get_data(as_text=True)
+    beacon = client.get(next(u for u in re.findall(
+        r'src="([^"]+/vm/plays\.js)"', client.get("/?lang=en").get_data(as_text=True))))
+    assert beacon.status_code == 200 and b"/played" in beacon.get_data()

@@ -66,13 +66,14 @@ ASSET_FILES: dict[str, str] = {
     "vm/favicon.svg": "static/vm/favicon.svg",
     "vm/ogc.css": "static/vm/ogc.css",  # the OGC API's HTML pages
     "vm/ogc.js": "static/vm/ogc.js",
-    "vm/offline.js": "static/vm/offline.js",  # save a venue for offline, play beacon
+    "vm/offline.js": "static/vm/offline.js",  # save a venue for offline
+    "vm/plays.js": "static/vm/plays.js",  # the play-count beacon (map and venue page)
     "vm/sw.js": "static/vm/sw.js",  # served at /sw.js (scope: the whole site)
 }
 MAP_JS = ("leaflet/leaflet.js", "markercluster/leaflet.markercluster.js",
           "subgroup/leaflet.featuregroup.subgroup.js", "vm/gcj02.js", "vm/go.js",
           "vm/player.js", "vm/map.js", "vm/search.js",
-          "vm/whatson.js", "vm/works-map.js")
+          "vm/whatson.js", "vm/works-map.js", "vm/plays.js")
 MAP_CSS = ("leaflet/leaflet.css", "markercluster/MarkerCluster.css", "vm/vm.css",
            "vm/categories.css", "vm/act.css", "vm/works.css")
 MIMETYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png",

@@ -1,4 +1,4 @@
-/* "Save for offline" on a venue page, and the play-count beacon.
+/* "Save for offline" on a venue page.
  *
  * Saving fills one Cache Storage cache ("vm-offline-<venue id>") with this page, its own
  * scripts and styles, and every clip's MP3; the service worker (/sw.js) answers from it when
@@ -6,16 +6,12 @@
  * cache itself (a record at /__vm_offline__/meta), so the button tells the truth even after
  * the browser was closed. Where there is no service worker (some in-app browsers) the button
  * stays hidden.
- *
- * Plays: the first "play" of each clip on this page sends POST /api/clips/<id>/played (no
- * body, nothing about the listener). A saved clip plays from the cache without any request,
- * so this beacon is the only count; a play with no signal is remembered (a number per clip
- * in localStorage) and sent when the phone is online again. */
+ * Play counts are vm/plays.js's.
+ */
 (function () {
   'use strict';
   var PREFIX = 'vm-offline-';
   var META = '/__vm_offline__/meta';
-  var PENDING = 'vm-plays-pending';
   var raw = document.getElementById('vm-offline-settings');
   if (!raw) return;
   var s = JSON.parse(raw.textContent);
@@ -26,52 +22,6 @@
     link.href = s.manifest;
     document.head.appendChild(link);
   }
-
-  // --- plays ------------------------------------------------------------------------------
-  var counted = {};
-
-  function pending() {
-    try { return JSON.parse(localStorage.getItem(PENDING) || '{}') || {}; } catch (e) { return {}; }
-  }
-  function remember(id) {
-    try {
-      var p = pending();
-      p[id] = (p[id] || 0) + 1;
-      localStorage.setItem(PENDING, JSON.stringify(p));
-    } catch (e) { /* private mode: the play is not counted */ }
-  }
-  function send(id) {
-    return fetch('/api/clips/' + encodeURIComponent(id) + '/played',
-      {method: 'POST', keepalive: true, credentials: 'omit', cache: 'no-store'})
-      .then(function (r) {
-        // A server in trouble has not counted it: keep it for later. 404: the clip is gone.
-        if (r.status >= 500 || r.status === 429) throw new Error('not counted: ' + r.status);
-        return r.status;
-      });
-  }
-  function flush() {
-    var p = pending();
-    var ids = Object.keys(p);
-    if (!ids.length || !navigator.onLine) return;
-    try { localStorage.removeItem(PENDING); } catch (e) { return; }
-    ids.forEach(function (id) {
-      var n = p[id];
-      (function next() {
-        if (n-- <= 0) return;
-        send(id).then(next, function () { remember(id); });
-      }());
-    });
-  }
-  document.addEventListener('play', function (e) {
-    var fig = e.target && e.target.closest && e.target.closest('[data-clip]');
-    if (!fig) return;
-    var id = fig.getAttribute('data-clip');
-    if (counted[id]) return;
-    counted[id] = true;
-    send(id).catch(function () { remember(id); });
-  }, true);
-  window.addEventListener('online', flush);
-  flush();
 
   // --- save for offline ------------------------------------------------------------------
   var box = document.getElementById('vm-offline');
