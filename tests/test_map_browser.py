@@ -211,7 +211,9 @@ def visit(browser, request):
 
     ``timezone_id`` sets the browser's time zone; ``before(page)`` runs before the page
     loads (to install a fixed clock, say); ``bypass_csp`` lets a test inject a script
-    (axe-core) into a page whose CSP forbids it."""
+    (axe-core) into a page whose CSP forbids it. Service workers are blocked: requests a
+    worker makes are not the page's, so a test could not see what the page fetches (the
+    offline worker has its own tests, tests/test_offline_browser.py)."""
     opened: list[tuple[object, Visit]] = []
 
     def open_(site: Site, path: str, viewport=PHONE, geolocation=None, wait=True,
@@ -222,7 +224,7 @@ def visit(browser, request):
             viewport=viewport, device_scale_factor=1, locale="en-US",
             is_mobile=viewport["width"] < 700, has_touch=viewport["width"] < 700,
             geolocation=geolocation, permissions=["geolocation"] if geolocation else [],
-            timezone_id=timezone_id, bypass_csp=bypass_csp)
+            timezone_id=timezone_id, bypass_csp=bypass_csp, service_workers="block")
         v = Visit(ctx.new_page(), site)
 
         def route(r):
