@@ -437,7 +437,8 @@ def test_nothing_a_juror_can_fetch_names_the_child(app, client, campaign):  # no
     # the judging page, signed in as the juror, for every work
     r = client.post("/manage/signin", data={"token": j1, "csrf": csrf(client)})
     assert r.status_code == 302
-    index = fetch("GET", "/manage/?lang=en", follow_redirects=True)
+    fetch("GET", "/manage/judging?lang=en")  # the language, kept in the session
+    index = fetch("GET", "/manage/", follow_redirects=True)
     assert "6 of 6 scored" in index.get_data(as_text=True)
     for w in listed["works"]:
         fetch("GET", f"/manage/judging?work={w['id']}")
