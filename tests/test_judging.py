@@ -212,6 +212,8 @@ def test_a_whole_campaign(app, client, runner, campaign, tmp_path):  # noqa: F81
     early = client.get(f"/campaigns/{CID}/results?lang=en")
     assert early.status_code == 404 and "not been published" in early.get_data(as_text=True)
     assert CHILDREN["W1"]["title"] not in early.get_data(as_text=True)
+    early = client.get(f"/campaigns/{CID}/results?lang=zh").get_data(as_text=True)
+    assert "这个活动的评选结果还没有公布" in early and "not been published" not in early
     assert client.get(f"/campaigns/{CID}/exhibition").status_code == 404
     assert client.get("/campaigns/no-such/results").status_code == 404
     assert client.get(f"/api/works/{ids['W1']}").get_json()["award"] is None
@@ -242,6 +244,11 @@ def test_a_whole_campaign(app, client, runner, campaign, tmp_path):  # noqa: F81
     assert '<span lang="zh-CN">金奖</span> · <span lang="en">Gold award</span>' in show
     assert CHILDREN["W5"]["title"] not in show
     assert "autoplay" not in show
+    # the captions are in both languages; the page's own words in its language only
+    assert 'aria-label="我和我的城市"' in show and ">全屏</button>" in show
+    show = client.get(f"/campaigns/{CID}/exhibition?lang=en").get_data(as_text=True)
+    assert 'aria-label="Me and my city"' in show and ">Full screen</button>" in show
+    assert "全屏" not in show and '<span lang="zh-CN">金奖</span>' in show
     assert client.get(f"/api/works/{ids['W1']}").get_json()["award"] == "gold"
     assert client.get("/api/works?award=gold").get_json()["total"] == 1
     # the map's works layer marks the award (W1 has a point)
