@@ -8,6 +8,7 @@ administrator, outside judging, bad scores naming the criterion)."""
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import re
@@ -211,6 +212,8 @@ def test_a_whole_campaign(app, client, runner, campaign, tmp_path):  # noqa: F81
     early = client.get(f"/campaigns/{CID}/results?lang=en")
     assert early.status_code == 404 and "not been published" in early.get_data(as_text=True)
     assert CHILDREN["W1"]["title"] not in early.get_data(as_text=True)
+    early = client.get(f"/campaigns/{CID}/results?lang=zh").get_data(as_text=True)
+    assert "这个活动的评选结果还没有公布" in early and "not been published" not in early
     assert client.get(f"/campaigns/{CID}/exhibition").status_code == 404
     assert client.get("/campaigns/no-such/results").status_code == 404
     assert client.get(f"/api/works/{ids['W1']}").get_json()["award"] is None
@@ -238,9 +241,14 @@ def test_a_whole_campaign(app, client, runner, campaign, tmp_path):  # noqa: F81
     assert CHILDREN["W1"]["title"] in page and CHILDREN["P1"]["title"] not in page
     show = client.get(f"/campaigns/{CID}/exhibition?lang=zh").get_data(as_text=True)
     assert show.count('class="vm-slide"') == 4
-    assert "金奖 · Gold award" in show
+    assert '<span lang="zh-CN">金奖</span> · <span lang="en">Gold award</span>' in show
     assert CHILDREN["W5"]["title"] not in show
     assert "autoplay" not in show
+    # the captions are in both languages; the page's own words in its language only
+    assert 'aria-label="我和我的城市"' in show and ">全屏</button>" in show
+    show = client.get(f"/campaigns/{CID}/exhibition?lang=en").get_data(as_text=True)
+    assert 'aria-label="Me and my city"' in show and ">Full screen</button>" in show
+    assert "全屏" not in show and '<span lang="zh-CN">金奖</span>' in show
     assert client.get(f"/api/works/{ids['W1']}").get_json()["award"] == "gold"
     assert client.get("/api/works?award=gold").get_json()["total"] == 1
     # the map's works layer marks the award (W1 has a point)
@@ -436,8 +444,9 @@ def test_nothing_a_juror_can_fetch_names_the_child(app, client, campaign):  # no
     # the judging page, signed in as the juror, for every work
     r = client.post("/manage/signin", data={"token": j1, "csrf": csrf(client)})
     assert r.status_code == 302
+    fetch("GET", "/manage/judging?lang=en")  # the language, kept in the session
     index = fetch("GET", "/manage/", follow_redirects=True)
-    assert "scored" in index.get_data(as_text=True)
+    assert "6 of 6 scored" in index.get_data(as_text=True)
     for w in listed["works"]:
         fetch("GET", f"/manage/judging?work={w['id']}")
     fetch("GET", painting["display_url"])  # the page's image, by the session
@@ -457,7 +466,7 @@ def test_the_judging_page_saves_and_moves_on(app, client, campaign):  # noqa: F8
         service.set_status(db.get_session(), CID, "judging")
     r = client.post("/manage/signin", data={"token": c["jurors"]["J2"], "csrf": csrf(client)})
     assert r.status_code == 302
-    page = client.get("/manage/judging").get_data(as_text=True)
+    page = client.get("/manage/judging?lang=en").get_data(as_text=True)
     assert "0 of 6 scored" in page
     first = re.search(r'data-work="([^"]+)"', page).group(1)
     token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
@@ -470,7 +479,7 @@ def test_the_judging_page_saves_and_moves_on(app, client, campaign):  # noqa: F8
     # a missing criterion: the page says which
     r = client.post(f"/manage/judging/{first}", data={"csrf": token, "creativity": "7"},
                     follow_redirects=True)
-    assert "expression is required" in r.get_data(as_text=True)
+    assert "Score Expression: every criterion must be scored." in r.get_data(as_text=True)
     assert ids
 
 
@@ -481,7 +490,7 @@ def test_administrators_see_results_and_give_awards_in_manage(app, client, campa
     score_all(client, c)
     r = client.post("/manage/signin", data={"token": c["admin"], "csrf": csrf(client)})
     assert r.status_code == 302
-    page = client.get(f"/manage/campaigns/{CID}/results").get_data(as_text=True)
+    page = client.get(f"/manage/campaigns/{CID}/results?lang=en").get_data(as_text=True)
     assert "7.97" in page and "too few jurors" in page
     token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
     r = client.post(f"/manage/campaigns/{CID}/award", data={"csrf": token, "work": ids["W2"],
@@ -497,3 +506,162 @@ def test_administrators_see_results_and_give_awards_in_manage(app, client, campa
     assert len(table["results"]) == 6
     assert client.get(f"/api/campaigns/{CID}/ranking",
                       headers=bearer(c["jurors"]["J1"])).status_code == 403
+
+
+# --- language ------------------------------------------------------------------------------
+
+CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff01-\uff5e]")
+HTML_LANG = {"en": '<html lang="en">', "zh": '<html lang="zh-CN">'}
+
+
+def interface_text(page: str, data: list[str]) -> str:
+    """What a /manage page says in its own words: its text and its controls' labels
+    (aria-label, title, placeholder), less the language switch (which names the other
+    language), key caps and the data (works' titles and stories, ids, names)."""
+    page = re.sub(r'<a class="lang".*?</a>', " ", page, flags=re.S)
+    page = re.sub(r"<(kbd|script|style)\b.*?</\1>", " ", page, flags=re.S)
+    labels = re.findall(r'\s(?:aria-label|title|placeholder)="([^"]*)"', page)
+    text = html.unescape(" ".join([re.sub(r"<[^>]+>", " ", page), *labels]))
+    for value in sorted(data, key=len, reverse=True):
+        text = text.replace(value, " ")
+    return text
+
+
+def flashes(page: str) -> str:
+    return " ".join(re.findall(r'<p class="flash [^"]*"[^>]*>(.*?)</p>', page, flags=re.S))
+
+
+def only_language(lang: str, page: str, data: list[str], whole: bool = True) -> None:
+    """The page (or a part of it) is in ``lang`` only: no Chinese in English, no English
+    word in Chinese (but the file format CSV)."""
+    assert not whole or HTML_LANG[lang] in page
+    text = interface_text(page, data)
+    if lang == "en":
+        assert not CJK.search(text), CJK.findall(text)
+    else:
+        english = re.compile(r"\b(?!CSV\b)[A-Za-z]{3,}")
+        assert not english.search(text), english.findall(text)
+
+
+def test_the_judging_pages_in_manage_speak_the_page_language_only(app, client,  # noqa: F811
+                                                                  campaign):
+    """The juror's page, the results table, their messages, statuses, awards and criteria
+    in ?lang=en carry no Chinese interface text and in ?lang=zh no English (the works'
+    titles and stories, ids and names are data); a campaign's own criterion shows its
+    id."""
+    c, ids = campaign, campaign["ids"]
+    data = [*ids.values(), CID, "Juror J3", "Admin", "colour"]
+    data += [v for f in CHILDREN.values() for k, v in f.items() if k == "title"]
+    data += [f"About {f['title'].lower()}: we walk there on Sundays." for f in CHILDREN.values()]
+    juror_client = app.test_client()
+    r = juror_client.post("/manage/signin", data={"token": c["jurors"]["J3"],
+                                                  "csrf": csrf(juror_client)})
+    assert r.status_code == 302
+    r = client.post("/manage/signin", data={"token": c["admin"], "csrf": csrf(client)})
+    assert r.status_code == 302
+    token = csrf(client)
+
+    def admin_post(path, lang, **form):
+        client.get(f"/manage/campaigns?lang={lang}")  # the session keeps the language
+        page = client.post(path, data={"csrf": token, **form}, follow_redirects=True)
+        assert page.status_code == 200
+        return page.get_data(as_text=True)
+
+    # before judging: no awards yet, in the page's language
+    for lang, said in (("en", "Awards are given once judging has begun (the campaign is "
+                               "open)."), ("zh", "评选开始后才能颁奖（活动状态：进行中）。")):
+        page = admin_post(f"/manage/campaigns/{CID}/award", lang, work=ids["W1"], award="gold")
+        assert said in flashes(page)
+        only_language(lang, page, data)
+    with app.app_context():
+        service.set_status(db.get_session(), CID, "judging")
+
+    # a campaign's own criterion shows its id; the default ones their labels
+    for lang, saved, labels in (
+            ("en", f"Campaign {CID}: judging settings saved.", ["Creativity", "colour"]),
+            ("zh", f"征集活动 {CID}：评审设置已保存。", ["创意", "colour"])):
+        page = admin_post(f"/manage/campaigns/{CID}/judging", lang,
+                          criteria="creativity:50,colour:50", award_plan="gold:1,merit:2",
+                          min_jurors="2")
+        assert saved in flashes(page)
+        page = juror_client.get(f"/manage/judging?lang={lang}").get_data(as_text=True)
+        legends = [re.sub(r"<[^>]+>", "", x).split("·")[0].strip()
+                   for x in re.findall(r"<legend>(.*?)</legend>", page, flags=re.S)]
+        assert legends == labels
+        only_language(lang, page, data)
+    admin_post(f"/manage/campaigns/{CID}/judging", "en",
+               criteria="creativity:40,expression:30,city:30",
+               award_plan="gold:1,silver:1,bronze:1")
+
+    # the juror's page, its refusal and its saving
+    score_all(client, c)  # J3 scores only W1
+    for lang, words in (("en", ["1 of 6 scored", "Expression", "Connection to the city",
+                                "Save and next", "Keyboard shortcuts", "weight 40"]),
+                        ("zh", ["已评 1 / 6", "表达", "与城市的联系", "保存并继续", "键盘快捷键",
+                                "权重 40"])):
+        page = juror_client.get(f"/manage/judging?lang={lang}").get_data(as_text=True)
+        assert all(w in page for w in words), lang
+        only_language(lang, page, data)
+        for key in ("W1", "P1"):  # scored; a painting
+            page = juror_client.get(f"/manage/judging?work={ids[key]}").get_data(as_text=True)
+            assert ("scored" if lang == "en" else "已评") in page
+            only_language(lang, page, data)
+        post_token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+        page = juror_client.post(f"/manage/judging/{ids['W2']}", follow_redirects=True, data={
+            "csrf": post_token, "creativity": "7", "city": "12"}).get_data(as_text=True)
+        assert flashes(page) == ("Score Expression: every criterion must be scored."
+                                 if lang == "en" else "请为“表达”打分：每项标准都要打分。")
+        only_language(lang, page, data)
+        page = juror_client.post(f"/manage/judging/{ids['W2']}", follow_redirects=True, data={
+            "csrf": post_token, "creativity": "7", "expression": "8", "city": "12"}
+        ).get_data(as_text=True)
+        assert flashes(page) == ("The score for Connection to the city must be a number "
+                                 "from 0 to 10." if lang == "en"
+                                 else "“与城市的联系”的分数必须是 0 到 10 之间的数字。")
+        only_language(lang, page, data)
+    page = juror_client.post(f"/manage/judging/{ids['W2']}", follow_redirects=True, data={
+        "csrf": post_token, "creativity": "7", "expression": "8", "city": "9"}
+    ).get_data(as_text=True)
+    assert flashes(page) == "已保存 · 已评 2 / 6"
+    only_language("zh", page, data)
+
+    # the results table, the awards and their messages
+    for lang, words in (
+            ("en", ["Results: Me and my city", "too few jurors", "not public", "flagged",
+                    "Creativity 40, Expression 30, Connection to the city 30",
+                    "Gold award × 1, Silver award × 1, Bronze award × 1", "Spread",
+                    ">Merit award</option>", "Writing · ages 7-9"]),
+            ("zh", ["评审结果：我和我的城市", "评委不足", "不公开", "有个人信息",
+                    "创意 40、表达 30、与城市的联系 30", "金奖 1 名、银奖 1 名、铜奖 1 名", "分差",
+                    ">优秀奖</option>", "写作 · 7-9岁组"])):
+        page = client.get(f"/manage/campaigns/{CID}/results?lang={lang}").get_data(
+            as_text=True)
+        assert all(w in page for w in words), [w for w in words if w not in page]
+        only_language(lang, page, data)
+    results = f"/manage/campaigns/{CID}"
+    for lang, said in (("en", [f"Work {ids['W2']}: Bronze award.",
+                               "5 award(s) given by the plan.",
+                               "Choose an award: Gold award, Silver award, Bronze award, "
+                               "Merit award, or none.",
+                               "The criteria cannot change once works have been scored."]),
+                       ("zh", [f"作品 {ids['W2']}：铜奖。", "已按方案颁发 5 个奖项。",
+                               "请选择奖项：金奖、银奖、铜奖、优秀奖，或不设奖项。",
+                               "已有作品评分，评审标准不能再改。"])):
+        pages = [admin_post(f"{results}/award", lang, work=ids["W2"], award="bronze"),
+                 admin_post(f"{results}/autoaward", lang),
+                 admin_post(f"{results}/award", lang, work=ids["W2"], award="platinum"),
+                 admin_post(f"{results}/judging", lang, criteria="creativity:1")]
+        for page, message in zip(pages, said, strict=True):
+            assert flashes(page) == message
+            only_language(lang, flashes(page), data, whole=False)
+    page = admin_post(f"{results}/publish", "zh")
+    assert flashes(page) == f"{CID} 的评选结果已公布，活动已结束。"
+    page = client.get(f"/manage/campaigns/{CID}/results?lang=en").get_data(as_text=True)
+    assert f'href="/campaigns/{CID}/results?lang=en">Public results</a>' in page
+    only_language("en", page, data)
+    # a closed campaign: the juror is told, in their language
+    for lang, said in (("en", "Scores are not taken now (the campaign is closed)"),
+                       ("zh", "现在不接受评分（活动状态：已截止）")):
+        page = juror_client.get(f"/manage/judging?lang={lang}").get_data(as_text=True)
+        assert said in page
+        only_language(lang, page, data)
