@@ -576,6 +576,12 @@ def test_the_judging_pages_in_manage_speak_the_page_language_only(app, client,  
     with app.app_context():
         service.set_status(db.get_session(), CID, "judging")
 
+    # a juror's /manage?lang= keeps the language across the redirect to the judging page
+    for lang, word in (("en", "Keyboard shortcuts"), ("zh", "键盘快捷键")):
+        r = juror_client.get(f"/manage/?lang={lang}")
+        assert r.status_code == 302
+        assert word in juror_client.get(r.headers["Location"]).get_data(as_text=True)
+
     # a campaign's own criterion shows its id; the default ones their labels
     for lang, saved, labels in (
             ("en", f"Campaign {CID}: judging settings saved.", ["Creativity", "colour"]),

@@ -213,6 +213,7 @@ def index():
     if manager is None:
         return render_template("manage/signin.html")
     if policy.is_juror(manager):  # a juror's /manage is their judging page
+        lang()  # a ?lang= given here is remembered before the redirect drops it
         return redirect(url_for("manage.judging_page"))
     s = db.get_session()
     pending = len(clips.pending(s)) if policy.is_admin(manager) else 0
