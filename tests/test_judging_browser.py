@@ -14,8 +14,8 @@ from axe import audit
 from helpers import speech
 
 pytest.importorskip("playwright.sync_api")
-from test_map_browser import SHOTS, TILE, serve  # noqa: E402
-from test_works_browser import png_file  # noqa: E402
+from test_map_browser import SHOTS, serve  # noqa: E402
+from test_works_browser import pages_of, png_file  # noqa: E402
 
 from voicemap import audio, auth, create_app, db, judging  # noqa: E402
 from voicemap import works as service  # noqa: E402
@@ -81,32 +81,8 @@ def site(tmp_path_factory):
 
 @pytest.fixture
 def open_page(browser, site):
-    url = site[0]
-    made = []
-
-    def open_(path: str, viewport=PHONE, locale="en-US", mobile=True):
-        ctx = browser.new_context(viewport=viewport, device_scale_factor=1, locale=locale,
-                                  is_mobile=mobile, has_touch=mobile)
-        page = ctx.new_page()
-        problems: list[str] = []
-        ctx.route("**/*", lambda r: r.continue_() if r.request.url.startswith(url)
-                  else r.fulfill(body=TILE, content_type="image/png")
-                  if "tile.openstreetmap.org" in r.request.url
-                  else (problems.append(r.request.url), r.abort()))
-        ctx.add_init_script("window.__csp = []; document.addEventListener("
-                            "'securitypolicyviolation', e => window.__csp.push("
-                            "e.violatedDirective + ' ' + e.blockedURI));")
-        page.on("pageerror", lambda e: problems.append(str(e)))
-        page.goto(url + path)
-        made.append((ctx, page, problems))
-        return page
-
-    yield open_
-    for ctx, page, problems in made:
-        violations = page.evaluate("window.__csp || []") if not page.is_closed() else []
-        ctx.close()
-        assert problems == []
-        assert violations == []
+    with pages_of(browser, site[0]) as open_:
+        yield open_
 
 
 def shot(page, name: str, full: bool = True) -> None:

@@ -5,6 +5,7 @@ backend; their queries are tested on both in test_works.py)."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -62,14 +63,16 @@ def site(tmp_path_factory):
     app.extensions["voicemap.engine"].dispose()
 
 
-@pytest.fixture
-def open_page(browser, site):
-    url = site[0]
+@contextmanager
+def pages_of(browser, url: str):
+    """``open_(path, viewport, locale, mobile)`` opens a page of the site at ``url`` in a
+    context of its own (tiles stubbed, any other host refused); on leaving, every page must
+    have had no script error, no foreign request and no CSP violation."""
     made = []
 
-    def open_(path: str, viewport=PHONE, locale="en-US"):
+    def open_(path: str, viewport=PHONE, locale="en-US", mobile=True):
         ctx = browser.new_context(viewport=viewport, device_scale_factor=1, locale=locale,
-                                  is_mobile=True, has_touch=True)
+                                  is_mobile=mobile, has_touch=mobile)
         page = ctx.new_page()
         problems: list[str] = []
         ctx.route("**/*", lambda r: r.continue_() if r.request.url.startswith(url)
@@ -90,6 +93,12 @@ def open_page(browser, site):
         ctx.close()
         assert problems == []
         assert violations == []
+
+
+@pytest.fixture
+def open_page(browser, site):
+    with pages_of(browser, site[0]) as open_:
+        yield open_
 
 
 def shot(page, name: str) -> None:
