@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from helpers import feature, load
 
-from voicemap import categories, config, create_app, db, maps
+from voicemap import categories, config, create_app, db, i18n, maps
 from voicemap.geo import wgs84_to_gcj02
 
 try:  # the real clip pipeline's test helper (espeak-ng speech, published)
@@ -590,7 +590,7 @@ def test_interface_text_is_all_in_the_pages_language(site, visit, lang):
     else:
         latin = [t for t in texts if re.search(r"[A-Za-z]{2,}", t)]
         assert latin == []
-    assert maps.strings(lang)["near_me"] in joined
+    assert i18n.strings(lang)["near_me"] in joined
     v.shot(f"interface-{lang}-phone")
 
 

@@ -19,7 +19,7 @@ import pytest
 from helpers import load
 from test_map_browser import make_site, visit  # noqa: F401 - visit: the fixture
 
-from voicemap import create_app, db, maps
+from voicemap import create_app, db, i18n
 
 pytest.importorskip("playwright.sync_api")
 
@@ -220,7 +220,7 @@ def test_near_me_at_tiananmen_offers_the_nearest_venues_with_a_guide(request, vi
                                                                      lang):
     real_site = request.getfixturevalue("real_site" if backend == "spatialite"
                                         else "real_postgis_site")
-    t = maps.strings(lang)
+    t = i18n.strings(lang)
     plain = real_site.api("/api/nearest?lat=39.908700&lon=116.397500&k=10")["features"]
     assert all(f["properties"]["clip_count"] == 0 for f in plain)  # the situation
     v = visit(real_site, f"/?lang={lang}", viewport=PHONES[1], geolocation=TIANANMEN)
@@ -309,7 +309,7 @@ def listed(v) -> list[str]:
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_open_now_and_age_filter_the_map_and_the_list_and_survive_a_reload(real_site, visit,
                                                                           lang):
-    t = maps.strings(lang)
+    t = i18n.strings(lang)
     v = visit(real_site, f"/?lang={lang}&lat=39.91&lon=116.39&z=13", viewport=PHONES[0],
               before=monday_morning)
     v.page.click("#vm-list-btn")
@@ -429,7 +429,7 @@ def visible_label_mismatches(v) -> list[str]:
 def test_map_page_names_contain_labels_and_passes_axe(real_site, visit, lang):
     from axe import audit
 
-    t = maps.strings(lang)
+    t = i18n.strings(lang)
     v = visit(real_site, f"/?lang={lang}", viewport=PHONES[1], geolocation=TIANANMEN,
               bypass_csp=True)
     # A voice-control user says what they see.

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from helpers import feature, load, random_features
 
-from voicemap import categories, create_app, db, maps
+from voicemap import categories, create_app, db, i18n, maps
 from voicemap.models import Clip
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,7 +101,7 @@ def test_language_from_query_then_accept_language(client, query, header, lang):
     r = client.get("/" + query, headers=headers)
     assert r.headers["Content-Language"] == lang
     html = r.get_data(as_text=True)
-    assert f'<html lang="{maps.strings(lang)["html_lang"]}">' in html
+    assert f'<html lang="{i18n.strings(lang)["html_lang"]}">' in html
     assert ("Accept-Language" in r.headers.get("Vary", "")) == ("lang=" not in query)
 
 
@@ -126,17 +126,17 @@ def test_english_page_has_no_chinese_and_chinese_page_no_english_interface_text(
     zh = re.sub(r'"[a-z][a-z0-9_]*":', '"":', zh)  # the settings' keys are not interface text
     # the strings the map can show (not /manage's, nor the exhibition's one-word captions,
     # which are also identifiers in the page's code: "work", "open")
-    english = [v for k, v in maps.strings("en").items() if k != "html_lang" and len(v) > 3
-               and not k.startswith((*maps.SERVER_ONLY_STRINGS, "judge_slide"))]
+    english = [v for k, v in i18n.strings("en").items() if k != "html_lang" and len(v) > 3
+               and not k.startswith((*i18n.SERVER_ONLY_STRINGS, "judge_slide"))]
     english += [c.en for c in categories.CATEGORIES]
     assert [s for s in english if s in zh] == []
     # The map's settings carry only the page's language.
-    assert maps.strings("zh")["near_me"] in zh
-    assert maps.strings("en")["near_me"] in en
+    assert i18n.strings("zh")["near_me"] in zh
+    assert i18n.strings("en")["near_me"] in en
 
 
 def test_i18n_tables_have_the_same_keys_and_placeholders():
-    zh, en = maps.strings("zh"), maps.strings("en")
+    zh, en = i18n.strings("zh"), i18n.strings("en")
     assert zh.keys() == en.keys()
     for key in zh:
         assert set(re.findall(r"\{\w+\}", zh[key])) == set(re.findall(r"\{\w+\}", en[key])), key
@@ -486,7 +486,7 @@ def test_venue_page_has_go_there_links_and_a_share_button(app, client):
         blon, blat = wgs84_to_bd09(116.3913, 39.9152)
         assert f"location={blat:.6f},{blon:.6f}" in hrefs[1]
         assert hrefs[2] == links["apple"]
-        assert maps.strings(lang)["ven_go_there"] in html
+        assert i18n.strings(lang)["ven_go_there"] in html
         # share: the page's canonical address; hidden until go.js knows how to share
         assert re.search(r'<button type="button" class="vm-btn vm-share" '
                          r'data-url="http://localhost/venues/gate" data-title="[^"]+" hidden>',

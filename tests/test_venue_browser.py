@@ -16,7 +16,7 @@ from axe import audit
 from helpers import ROOT_DATA, load, published_clip
 from test_map_browser import make_site, visit  # noqa: F401 - the fixture
 
-from voicemap import create_app, db, maps
+from voicemap import create_app, db, i18n, maps
 
 SMALL = {"width": 320, "height": 568}
 PHONE = {"width": 360, "height": 640}
@@ -110,7 +110,7 @@ def test_venue_page_on_a_phone_clips_players_go_there_share(real_site, visit, la
     assert audio_requests(v) == []
     # "Go there": Gaode and Baidu (Apple Maps only on Apple devices), share as "copy link"
     # (headless Chromium has no Web Share API), all big enough to tap.
-    t = maps.strings(lang)
+    t = i18n.strings(lang)
     go = v.page.locator(".vm-go-links a.vm-go-app:visible")
     assert go.all_inner_texts() == [t["ven_amap"], t["ven_baidu"]]
     share = v.page.locator(".vm-go .vm-share")
@@ -163,7 +163,7 @@ def test_popup_orders_clips_and_shows_durations_and_go_there(real_site, visit, l
     p = venue["properties"]
     expected = maps.map_app_links(p[f"name_{lang}"], lon, lat, p[f"address_{lang}"])
     assert links[:2] == [expected["amap"], expected["baidu"]]
-    t = maps.strings(lang)
+    t = i18n.strings(lang)
     assert v.page.locator(".vm-popup .vm-share").inner_text() == t["ven_copy_link"]
     # From age 0 with no upper bound: "all ages", in the page's language.
     assert p["min_age"] == 0 and p.get("max_age") is None
@@ -194,7 +194,7 @@ def test_near_me_play_button_plays_the_pages_language(real_site, visit, lang):  
 def test_search_box_finds_by_pinyin_with_the_keyboard(real_site, visit, lang, size,  # noqa: F811
                                                       viewport):
     v = visit(real_site, f"/?lang={lang}", viewport=viewport)
-    t = maps.strings(lang)
+    t = i18n.strings(lang)
     btn = v.page.locator("#vm-search-btn")
     box = btn.bounding_box()
     assert box["width"] >= 44 and box["height"] >= 44

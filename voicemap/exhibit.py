@@ -23,7 +23,7 @@ from typing import Any
 import segno
 from flask import Flask, render_template
 
-from . import db, judging, maps
+from . import db, i18n, judging
 from .errors import BadRequest
 from .storage import media_store
 
@@ -50,7 +50,7 @@ def write(app: Flask, campaign_id: str, out_dir: str | Path,
         session = db.get_session()
         campaign, found = judging.exhibition(session, campaign_id)
         store = media_store()
-        zh, en = maps.strings("zh"), maps.strings("en")
+        zh, en = i18n.strings("zh"), i18n.strings("en")
         out.mkdir(parents=True, exist_ok=True)
         sheets, rows, features = [], [], []
         for w in found:

@@ -16,7 +16,6 @@ import json
 import re
 import threading
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,9 +28,9 @@ from folium.template import Template
 from sqlalchemy import Connection, bindparam, text
 
 from . import backends, categories, config
-from .resources import I18N_FILE, WEB_DIR
+from .i18n import SERVER_ONLY_STRINGS, strings
+from .resources import WEB_DIR
 
-LANGS = ("zh", "en")
 CENTRE = (116.3975, 39.9087)  # lon, lat (WGS-84): Tiananmen, where the map opens
 START_ZOOM = 11
 POINT_LIMIT = 5000  # more venues than this in view: the data endpoint answers grid counts
@@ -128,19 +127,6 @@ def assets() -> Assets:
 def categories_css() -> str:
     """One class per category carrying its colour, for legends, layer names and markers."""
     return "".join(f".vm-c-{c.id}{{--vm-c:{c.colour}}}\n" for c in categories.CATEGORIES)
-
-
-# --- language ----------------------------------------------------------------------------
-
-
-@cache
-def _all_strings() -> dict[str, dict[str, str]]:
-    return json.loads(I18N_FILE.read_text(encoding="utf-8"))
-
-
-def strings(lang: str) -> dict[str, str]:
-    """Every interface string in ``lang`` ('zh' or 'en')."""
-    return _all_strings()[lang]
 
 
 # --- security ----------------------------------------------------------------------------
@@ -307,11 +293,6 @@ def stable_ids(html: str) -> str:
         return numbers.setdefault(match.group(0), f"{len(numbers) + 1:032x}")
 
     return _FOLIUM_ID.sub(number, html)
-
-
-# Strings only server-rendered pages use (/manage, its play counts, the information pages'
-# editor): the map page's settings leave them out.
-SERVER_ONLY_STRINGS = ("mg_", "plays_")
 
 
 def page_settings(lang: str, tiles: dict[str, Any]) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
 
-from .. import articles, db, policy
+from .. import articles, db, i18n, policy
 from ..errors import BadRequest, NotFound
 from ..models import ArticleImage, Manager
 from ..storage import media_store
@@ -90,9 +90,8 @@ def image(sha256: str):
 
 def _page(template: str, **context) -> Response:
     lang = choose_lang()
-    from .. import maps  # the map stack loads on first use (see README: lazy imports)
 
-    t = maps.strings(lang)
+    t = i18n.strings(lang)
     sections = [(s, t[f"info_section_{s}"]) for s in articles.SECTIONS]
     html = render_template(template, t=t, lang=lang, other="en" if lang == "zh" else "zh",
                            sections=sections, map_url=url_for("pages.index", lang=lang),

@@ -12,7 +12,7 @@ import json
 from flask import Blueprint, jsonify, request
 from flask import session as cookie
 
-from .. import auth, db, judging, policy, ranking
+from .. import auth, db, i18n, judging, policy, ranking
 from .. import works as works_service
 from ..errors import NotFound
 from ..storage import media_store
@@ -126,9 +126,8 @@ def exhibition_page(campaign_id: str):
     except NotFound:
         return _not_yet(campaign_id)
     interval = max(5, min(request.args.get("interval", 12, type=int) or 12, 120))
-    from .. import maps
 
-    both = {"zh": maps.strings("zh"), "en": maps.strings("en")}
+    both = {"zh": i18n.strings("zh"), "en": i18n.strings("en")}
     slides = [{"w": w, "d": works_service.to_dict(w, root=request.script_root)}
               for w in found]
     return page("judging/exhibition.html", campaign=campaign, slides=slides, both=both,

@@ -89,7 +89,7 @@ def manage_lang() -> str:
 def strings() -> dict[str, str]:
     """The interface strings in this request's language."""
     if "mg_t" not in g:
-        from ..maps import strings as all_strings
+        from ..i18n import strings as all_strings
 
         g.mg_lang = manage_lang()
         g.mg_t = all_strings(g.mg_lang)

@@ -14,7 +14,7 @@ from typing import Any
 import segno
 from flask import Blueprint, Response, current_app, render_template, request, url_for
 
-from .. import activities, categories, config, db, venues
+from .. import activities, categories, config, db, i18n, venues
 from .. import clips as clip_service
 from ..errors import NotFound
 from .api import integer
@@ -26,7 +26,7 @@ YEAR = 365 * 24 * 3600
 
 def choose_lang() -> str:
     """``?lang=`` if it names a language we have, else the browser's Accept-Language, else zh."""
-    from ..maps import LANGS
+    from ..i18n import LANGS
 
     asked = (request.args.get("lang") or "").lower().split("-")[0]
     if asked in LANGS:
@@ -76,7 +76,7 @@ def template_helpers() -> dict[str, Any]:
             return None
 
     def ui_strings() -> dict[str, str]:
-        return maps.strings(choose_lang())
+        return i18n.strings(choose_lang())
 
     return {"asset_url": asset_url, "ui_strings": ui_strings}
 
@@ -132,7 +132,7 @@ def manifest():
     from .. import maps
 
     lang = choose_lang()
-    t = maps.strings(lang)
+    t = i18n.strings(lang)
     body = {"name": t["app_name"], "short_name": t["app_name"], "lang": t["html_lang"],
             "description": t["tagline"], "start_url": url_for("pages.index", lang=lang),
             "scope": "/", "display": "standalone", "background_color": "#ffffff",
@@ -154,7 +154,7 @@ def map_venues():
     bbox = config.parse_bbox(request.args.get("bbox") or "-180,-90,180,90")
     zoom = min(max(integer("zoom", 11), 0), 22)
     cats = venues.check_categories(request.args.getlist("category"))
-    lang = request.args.get("lang") if request.args.get("lang") in maps.LANGS else "zh"
+    lang = request.args.get("lang") if request.args.get("lang") in i18n.LANGS else "zh"
     limit = int(current_app.config.get("MAP_POINT_LIMIT", maps.POINT_LIMIT))
     data = maps.map_data(db.get_session().connection(), bbox, zoom, cats,
                          request.args.get("voiced") == "1", lang, limit)
@@ -182,7 +182,7 @@ def venue(venue_id: str):
     from .. import maps
 
     lang = choose_lang()
-    t = maps.strings(lang)
+    t = i18n.strings(lang)
     feature = find_venue(venue_id)
     if feature is None:
         page = render_template("venue_404.html", t=t, lang=lang)

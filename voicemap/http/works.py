@@ -16,7 +16,7 @@ import segno
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
 from sqlalchemy import select
 
-from .. import db, policy
+from .. import db, i18n, policy
 from .. import works as service
 from ..errors import BadRequest, Conflict, NotFound, Unauthorized, VoicemapError
 from ..limits import submit_limit
@@ -193,9 +193,8 @@ def media(work_id: str, which: str):
 
 def page(template: str, status: int = 200, **context: Any) -> Response:
     lang = choose_lang()
-    from .. import maps  # the map stack loads on first use (see README: lazy imports)
 
-    t = maps.strings(lang)
+    t = i18n.strings(lang)
     html = render_template(template, t=t, lang=lang, other="en" if lang == "zh" else "zh",
                            **context)
     resp = Response(html, status, mimetype="text/html",
