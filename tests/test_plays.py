@@ -66,11 +66,12 @@ def test_the_beacon_counts_published_clips_only_and_keeps_nothing_about_the_list
 
 def test_many_concurrent_plays_are_counted_exactly(app, venues_and_clips, database_url,
                                                    tmp_path):
-    # A second app on the same database, as a second worker process would be; 8 threads
-    # each play 25 times through HTTP, all upserting the same row.
-    other = create_app({"TESTING": True, "DATABASE_URL": database_url,
-                        "MEDIA_DIR": str(tmp_path / "media"), "SECRET_KEY": "x"})
-    apps = [app, other]
+    # Two apps on the same database, as two worker processes would be; 8 threads each play
+    # 25 times through HTTP, all upserting the same row (from one address: the per-address
+    # limit is raised for this).
+    apps = [create_app({"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": "x",
+                        "MEDIA_DIR": str(tmp_path / "media"), "RATELIMIT_PLAY": "1000/hour"})
+            for _ in range(2)]
     errors: list[object] = []
     start = threading.Barrier(8)
 
@@ -87,9 +88,29 @@ def test_many_concurrent_plays_are_counted_exactly(app, venues_and_clips, databa
         th.start()
     for th in threads:
         th.join()
-    other.extensions["voicemap.engine"].dispose()
+    for a in apps:
+        a.extensions["voicemap.engine"].dispose()
     assert errors == []
     assert rows(app) == [("c1", plays.today(), "museum-a", 200)]
+
+
+def test_one_address_cannot_inflate_a_count(database_url, tmp_path, venues_and_clips):
+    limited = create_app({"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": "x",
+                          "MEDIA_DIR": str(tmp_path / "media"), "RATELIMIT_PLAY": "3/hour"})
+    try:
+        c = limited.test_client()
+        codes = [c.post("/api/clips/c1/played").status_code for _ in range(5)]
+        assert codes == [204, 204, 204, 429, 429]
+        over = c.post("/api/clips/c1/played")
+        assert over.get_json()["code"] == "rate_limited"
+        assert int(over.headers["Retry-After"]) > 0
+        # Another clip from the same address, and the same clip from another, still count.
+        assert c.post("/api/clips/c2/played").status_code == 204
+        other = c.post("/api/clips/c1/played", environ_base={"REMOTE_ADDR": "10.9.8.7"})
+        assert other.status_code == 204
+        assert {r[0]: r[3] for r in rows(limited)} == {"c1": 4, "c2": 1}
+    finally:
+        limited.extensions["voicemap.engine"].dispose()
 
 
 def test_the_day_is_beijing_time(app, venues_and_clips):

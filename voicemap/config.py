@@ -82,6 +82,7 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "RATELIMIT_AUTH": "10/minute",  # failed token checks and sign-ins, per address
         "RATELIMIT_UPLOAD": "60/hour",  # uploads, per manager
         "RATELIMIT_SUBMIT": "10/hour",  # public submissions, per address
+        "RATELIMIT_PLAY": "20/hour",  # play beacons, per address and clip
         "RATELIMIT_KEY_PREFIX": "voicemap",
         # /metrics answers loopback and trusted proxies, and this bearer token if set.
         "METRICS_TOKEN": "",

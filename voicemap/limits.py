@@ -1,9 +1,10 @@
 """Rate limits: failed token checks per client address, uploads per manager, public
-submissions per address.
+submissions per address, play beacons per address and clip.
 
 Flask-Limiter keeps the counters: in Redis when ``VOICEMAP_REDIS_URL`` is set (one count for
 every worker and host), in memory otherwise (one count per worker process). The limits are
-settings in Flask-Limiter's syntax (``VOICEMAP_RATELIMIT_AUTH``, ``_UPLOAD``, ``_SUBMIT``);
+settings in Flask-Limiter's syntax (``VOICEMAP_RATELIMIT_AUTH``, ``_UPLOAD``, ``_SUBMIT``,
+``_PLAY``);
 ``VOICEMAP_RATELIMIT_ENABLED=false`` turns them all off. Over a limit is
 :class:`~voicemap.errors.TooManyRequests`: 429 with ``Retry-After``.
 
@@ -28,12 +29,13 @@ from .errors import TooManyRequests
 
 log = logging.getLogger(__name__)
 
-KINDS = ("auth", "upload", "submit")
+KINDS = ("auth", "upload", "submit", "play")
 
 MESSAGES = {
     "auth": "too many failed sign-ins or wrong tokens from this address",
     "upload": "too many uploads from this manager",
     "submit": "too many submissions from this address",
+    "play": "too many plays of this clip counted from this address",
 }
 
 
@@ -126,6 +128,18 @@ def count_upload(manager) -> None:
     """
     if not _run("upload", str(manager.id), hit=True):
         raise _refuse("upload", str(manager.id))
+
+
+def count_play(clip_id: str) -> None:
+    """Count a play beacon for ``clip_id`` from this address, so that one client cannot
+    inflate a clip's play count. The key lives only as long as the limit's window, in the
+    limiter's storage; it is never written to the database.
+
+    :raises TooManyRequests: over ``RATELIMIT_PLAY`` for this address and clip.
+    """
+    key = f"{_address()}|{clip_id}"
+    if not _run("play", key, hit=True):
+        raise _refuse("play", key)
 
 
 def submit_limit(view):

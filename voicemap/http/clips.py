@@ -8,7 +8,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 
 from .. import audio, auth, clips, db, plays, policy, venues
 from ..errors import BadRequest, PayloadTooLarge
-from ..limits import authenticate_limited, count_upload
+from ..limits import authenticate_limited, count_play, count_upload
 from ..metrics import timed_upload
 from ..storage import media_store
 from .media import send_media
@@ -197,9 +197,13 @@ def clip_status():
 @bp.post("/api/clips/<clip_id>/played")
 def played(clip_id: str):
     """The player's beacon on a clip's first play: one more play today (Asia/Shanghai).
-    Nothing about the caller is read or kept; an unpublished clip is 404."""
+    Nothing about the caller is stored with the count; an unpublished clip is 404. The
+    address is a rate-limit key for the window only (``RATELIMIT_PLAY`` per address and
+    clip: 429 over it), so one client cannot inflate a count."""
     session = db.get_session()
-    plays.count_play(session, clips.get_published(session, clip_id))
+    clip = clips.get_published(session, clip_id)
+    count_play(clip.id)
+    plays.count_play(session, clip)
     response = current_app.response_class(status=204)
     response.headers["Cache-Control"] = "no-store"
     return response
