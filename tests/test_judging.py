@@ -506,6 +506,18 @@ def test_administrators_see_results_and_give_awards_in_manage(app, client, campa
     assert len(table["results"]) == 6
     assert client.get(f"/api/campaigns/{CID}/ranking",
                       headers=bearer(c["jurors"]["J1"])).status_code == 403
+    # Reopened for judging, the results are withdrawn; closing again does not republish
+    # them (the awards may have changed): only publishing does.
+    with app.app_context():
+        service.set_status(db.get_session(), CID, "judging")
+    assert client.get(f"/api/campaigns/{CID}/results").status_code == 404
+    with app.app_context():
+        service.set_status(db.get_session(), CID, "closed")
+    assert client.get(f"/api/campaigns/{CID}/results").status_code == 404
+    assert client.get(f"/campaigns/{CID}/results").status_code == 404
+    assert client.post(f"/manage/campaigns/{CID}/publish",
+                       data={"csrf": token}).status_code == 303
+    assert client.get(f"/api/campaigns/{CID}/results").status_code == 200
 
 
 # --- language ------------------------------------------------------------------------------

@@ -174,10 +174,16 @@ def _check_status(status: str) -> None:
 
 
 def set_status(session: Session, campaign_id: str, status: str) -> Campaign:
-    """Move a campaign to ``status`` (draft, open, judging, closed), committed."""
+    """Move a campaign to ``status`` (draft, open, judging, closed), committed.
+
+    Leaving ``closed`` withdraws published results: closing again does not bring them back
+    (awards may have changed meanwhile); only publishing does (``judging.publish``).
+    """
     _check_status(status)
     campaign = get_campaign(session, campaign_id, public=False)
     campaign.status = status
+    if status != "closed":
+        campaign.results_published_at = None
     session.commit()
     return campaign
 
