@@ -220,6 +220,13 @@ def count(session: Session) -> int:
     return session.execute(select(func.count()).select_from(Venue)).scalar_one()
 
 
+def names(session: Session) -> list[dict[str, str]]:
+    """Every venue's id and names (``id``, ``name_zh``, ``name_en``), in Chinese name order:
+    the choices of a form that names a venue."""
+    stmt = select(Venue.id, Venue.name_zh, Venue.name_en).order_by(Venue.name_zh, Venue.id)
+    return [dict(row) for row in session.execute(stmt).mappings()]
+
+
 # --- writing -----------------------------------------------------------------------------
 
 

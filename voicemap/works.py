@@ -196,6 +196,11 @@ def list_campaigns(session: Session, public: bool = True) -> list[Campaign]:
     return list(session.execute(stmt).scalars())
 
 
+def find_campaign(session: Session, campaign_id: str) -> Campaign | None:
+    """The campaign, drafts included, or None (for pages that explain a refusal)."""
+    return session.get(Campaign, campaign_id)
+
+
 def get_campaign(session: Session, campaign_id: str, public: bool = True) -> Campaign:
     """The campaign (a draft is not public), or NotFound."""
     campaign = session.get(Campaign, campaign_id)

@@ -12,8 +12,8 @@ from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
 
-from .. import activities, articles, db, policy
-from ..errors import VoicemapError
+from .. import activities, articles, db, policy, venues
+from ..errors import NotFound, VoicemapError
 from ..models import Venue
 from .manage import bp, error_text, login_required, signed_in, tr
 
@@ -54,8 +54,9 @@ def activity_form(activity) -> dict[str, Any]:
 
 
 def _venue(venue_id: str) -> Venue:
-    place = db.get_session().get(Venue, venue_id)
-    if place is None:
+    try:
+        place = venues.get(db.get_session(), venue_id)
+    except NotFound:
         abort(404)
     if not policy.can_manage_venue(signed_in(), venue_id):
         abort(403)

@@ -11,7 +11,6 @@ from flask import Response, abort, flash, redirect, render_template, request, ur
 from .. import db, judging, policy, ranking
 from .. import works as works_service
 from ..errors import VoicemapError
-from ..models import Campaign
 from .manage import bp, error_text, login_required, signed_in, strings, tr
 from .manage_works import _admin
 
@@ -212,7 +211,7 @@ def campaign_award(campaign_id: str, action: str):
             flash(tr("mg_judge_published", id=campaign_id), "ok")
     except VoicemapError as exc:
         session.rollback()
-        campaign = session.get(Campaign, campaign_id)
+        campaign = works_service.find_campaign(session, campaign_id)
         flash(judging_error(exc, campaign, work_id=work_id if action == "award" else None),
               "error")
     return redirect(url_for("manage.campaign_results", campaign_id=campaign_id)), 303

@@ -14,13 +14,11 @@ from typing import Any
 
 import segno
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
-from sqlalchemy import select
 
-from .. import db, i18n, policy
+from .. import db, i18n, policy, venues
 from .. import works as service
 from ..errors import BadRequest, Conflict, NotFound, Unauthorized, VoicemapError
 from ..limits import submit_limit
-from ..models import Venue
 from ..storage import media_store
 from .api import integer
 from .clips import current_manager, limits, save_upload
@@ -207,8 +205,7 @@ def page(template: str, status: int = 200, **context: Any) -> Response:
 def _submit_context(campaign_id: str) -> dict[str, Any]:
     session = db.get_session()
     found = service.get_campaign(session, campaign_id)
-    places = session.execute(select(Venue.id, Venue.name_zh, Venue.name_en)
-                             .order_by(Venue.name_zh)).mappings().all()
+    places = venues.names(session)
     closes = service.campaign_to_dict(found)["closes"][:16].replace("T", " ")
     return {"campaign": found, "accepting": service.accepting(found), "closes": closes,
             "districts": service.DISTRICTS, "venues": places}
