@@ -113,3 +113,12 @@ def test_shipped_head_is_alembics():
 
 def test_export_formats_are_the_exchange_formats():
     assert cli.EXPORT_FORMATS == exchange.FORMATS
+
+
+def test_venue_fields_are_the_models_columns():
+    from voicemap import fields
+    from voicemap.models import Venue
+
+    columns = set(Venue.__table__.columns.keys())
+    assert set(fields.VENUE_FIELDS) <= columns
+    assert columns - set(fields.VENUE_FIELDS) == {"id", "geom", "updated_at"}
