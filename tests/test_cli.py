@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import json
 
+from click.testing import CliRunner
 from helpers import feature, random_features, write
+from sqlalchemy import text
+
+from voicemap import db
+from voicemap.cli import main
 
 
 def test_import_reports_counts_and_is_idempotent(runner, tmp_path):
@@ -90,3 +95,41 @@ def test_posters_need_a_public_url_then_write_one_per_venue(runner, tmp_path):
     pages = sorted(p.name for p in out.iterdir())
     assert {"v00000.html", "v00001.html", "v00002.html"} <= set(pages)
     assert "https://voicemap.example.org/venues/v00001" in (out / "v00001.html").read_text()
+
+
+def test_export_refuses_a_database_not_at_head_in_one_line(runner, app, tmp_path):
+    out = tmp_path / "o.geojson"
+    engine = app.extensions["voicemap.engine"]
+    head = db.head_revision()
+    older = sorted(db.known_revisions() - {head})[-1]
+    try:
+        for version, says in ((older, f"at {older}, behind head {head}: run `voicemap db "
+                                      "upgrade`"),
+                              ("9999_newer", "unknown to this version of voicemap")):
+            with engine.begin() as conn:
+                conn.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": version})
+            result = runner.invoke("export", "-o", str(out))
+            assert result.exit_code == 1
+            assert says in result.output
+            assert len(result.output.strip().splitlines()) == 1, result.output
+            assert not out.exists()
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": head})
+    assert runner.invoke("export", "-o", str(out)).exit_code == 0
+
+
+def test_export_refuses_a_missing_or_empty_spatialite_file(tmp_path):
+    out = tmp_path / "o.geojson"
+    missing = tmp_path / "nothing-here.sqlite"
+    empty = tmp_path / "empty.sqlite"
+    empty.touch()
+    for path, says in ((missing, "no such database file"), (empty, "empty database")):
+        result = CliRunner().invoke(main, ["--database-url", f"sqlite:///{path}", "export",
+                                           "-o", str(out)])
+        assert result.exit_code == 1
+        assert says in result.output
+        assert "run `voicemap db upgrade`" in result.output
+        assert len(result.output.strip().splitlines()) == 1, result.output
+        assert not out.exists()
+    assert not missing.exists()  # a reader creates no database

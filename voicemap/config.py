@@ -7,8 +7,10 @@ Every setting can be given as an environment variable with the ``VOICEMAP_`` pre
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -96,6 +98,57 @@ def defaults(instance_path: str) -> dict[str, Any]:
         # loads GDAL before the database only when it reads or writes a GDAL format.
         "PRELOAD": True,
     }
+
+
+def instance_path(package: str = "voicemap") -> str:
+    """The instance folder Flask gives the app (``Flask.auto_find_instance_path``), found
+    without importing Flask: ``instance`` beside the package in a checkout or an editable
+    install, ``PREFIX/var/voicemap-instance`` when installed under ``sys.prefix`` or a
+    virtualenv's ``site-packages``. A test holds it equal to the app's."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    assert spec is not None and spec.origin is not None
+    package_path = os.path.dirname(os.path.dirname(spec.origin))  # contains the package
+    prefix = os.path.abspath(sys.prefix)
+    if Path(package_path).is_relative_to(prefix):
+        return os.path.join(prefix, "var", f"{package}-instance")
+    site_parent, site_folder = os.path.split(package_path)
+    if site_folder.lower() == "site-packages":
+        parent, folder = os.path.split(site_parent)
+        if folder.lower() == "lib":  # Windows: PREFIX/lib/site-packages
+            root = parent
+        elif os.path.basename(parent).lower() == "lib":  # PREFIX/lib/pythonX.Y/site-packages
+            root = os.path.dirname(parent)
+        else:
+            root = site_parent
+        return os.path.join(root, "var", f"{package}-instance")
+    return os.path.join(package_path, "instance")
+
+
+def load(config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The settings ``create_app(config)`` gives the app, without building it (for commands
+    that need no app, such as the export): the defaults, then ``VOICEMAP_*`` variables read
+    as Flask's ``from_prefixed_env`` reads them (JSON where it parses, ``A__B`` nested), then
+    ``config``, finished. A test holds the two equal."""
+    instance = instance_path()
+    out = defaults(instance)
+    for key in sorted(os.environ):
+        if not key.startswith("VOICEMAP_"):
+            continue
+        value: Any = os.environ[key]
+        try:
+            value = json.loads(value)
+        except Exception:
+            pass  # a plain string
+        *parts, tail = key.removeprefix("VOICEMAP_").split("__")
+        current = out
+        for part in parts:
+            current = current.setdefault(part, {})
+        current[tail] = value
+    out.update(config or {})
+    finish(out, instance)
+    return out
 
 
 def finish(config: dict[str, Any], instance_path: str) -> None:

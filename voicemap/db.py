@@ -20,16 +20,19 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 import click
-from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session
 
 from . import libs
 
 if TYPE_CHECKING:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
+    from flask import Flask
+    from sqlalchemy.orm import Session
+
+# Flask and the ORM are imported where they are used: the command line's export opens an
+# engine (``make_engine``, ``check_current``) without loading either.
 
 # Where SpatiaLite lives: the loader name works wherever the library is on the linker path
 # (Debian/Ubuntu: libsqlite3-mod-spatialite; Homebrew: libspatialite). Override with the
@@ -127,10 +130,12 @@ def _on_sqlite_begin(conn) -> None:
 
 
 def make_engine(url: str, *, busy_timeout_ms: int | None = None, gdal: bool = True,
-                mmap_bytes: int = SQLITE_MMAP_BYTES) -> Engine:
+                mmap_bytes: int = SQLITE_MMAP_BYTES, wheels: bool = True) -> Engine:
     """An engine for ``url``: SpatiaLite for sqlite URLs, PostGIS for postgresql ones.
 
     ``gdal=False``: this process will not use GDAL, so SpatiaLite need not wait for it.
+    ``wheels=False``: nor shapely and pyproj (the command line's GeoJSON export, which only
+    streams text), so none of them is loaded before SpatiaLite (see ``libs``).
     ``mmap_bytes=0``: read the file with read() calls (a one-off scan, such as the CLI's
     export, then does not hold the file's pages in its resident memory).
     """
@@ -138,7 +143,8 @@ def make_engine(url: str, *, busy_timeout_ms: int | None = None, gdal: bool = Tr
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:":
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
-        libs.load_wheel_libraries_first(gdal)
+        if wheels:
+            libs.load_wheel_libraries_first(gdal)
         # hide_parameters: the values of a failed statement (a child's name, a guardian's)
         # never reach an exception's text, a log line or a traceback.
         engine = create_engine(u, module=sqlite_dbapi(), hide_parameters=True)
@@ -227,6 +233,68 @@ def current_revision(conn: Connection) -> str | None:
 def is_legacy(conn: Connection) -> bool:
     """Made by voicemap before migrations: voicemap's tables, but no revision recorded."""
     return current_revision(conn) is None and inspect(conn).has_table("venues")
+
+
+def shipped_head() -> tuple[str, set[str]]:
+    """This code's head revision and every revision it ships, read from the revision files'
+    ``revision`` and ``down_revision`` lines instead of loading them through Alembic (about
+    11 MB, more than the rest of a GeoJSON export). Where the files do not make one line of
+    revisions (a merge still unwritten, two heads), Alembic answers. A test holds this equal
+    to ``head_revision()`` and ``known_revisions()``."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (Path(__file__).parent / "migrations" / "versions").glob("*.py"):
+        body = path.read_text(encoding="utf-8")
+        rev = re.search(r"^revision(?:\s*:[^=]+)?\s*=\s*[\"']([^\"']+)[\"']", body, re.M)
+        down = re.search(r"^down_revision(?:\s*:[^=]+)?\s*=\s*(.*)$", body, re.M)
+        if rev is None or down is None:
+            continue
+        revisions.add(rev.group(1))
+        parents.update(re.findall(r"[\"']([^\"']+)[\"']", down.group(1)))
+    heads = revisions - parents
+    if len(heads) != 1 or not parents <= revisions:
+        return head_revision(), known_revisions()
+    return heads.pop(), revisions
+
+
+def check_current(conn: Connection) -> None:
+    """Refuse a database that is not at this code's head, as ``voicemap db current`` would
+    describe it: empty, made before migrations, behind (``voicemap db upgrade`` mends those
+    three) or migrated by newer code.
+
+    For commands that read the registry without building the app (the export), so without
+    Alembic: one query of ``alembic_version``.
+    :raises MigrationError: the database is not at head (the message is one line).
+    """
+    url = conn.engine.url.render_as_string(hide_password=True)
+    head, known = shipped_head()
+    current = None
+    if inspect(conn).has_table("alembic_version"):
+        current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    if current == head:
+        return
+    if current is None:
+        if inspect(conn).has_table("venues"):
+            raise MigrationError(f"{url}: made before migrations: run `voicemap db upgrade` "
+                                 "(it adopts it)")
+        raise MigrationError(f"{url}: empty database: run `voicemap db upgrade` first")
+    if current in known:
+        raise MigrationError(f"{url}: at {current}, behind head {head}: run `voicemap db "
+                             "upgrade`")
+    raise MigrationError(f"{url}: at {current}, unknown to this version of voicemap, whose "
+                         f"head is {head}: newer code migrated this database")
+
+
+def check_exists(url: str) -> None:
+    """Refuse a SpatiaLite URL whose file does not exist (a reader must not create one).
+
+    :raises MigrationError: no such file.
+    """
+    u = make_url(url)
+    if (u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:"
+            and not Path(u.database).exists()):
+        raise MigrationError(f"{u.database}: no such database file: run `voicemap db upgrade` "
+                             "to create it")
 
 
 def init_schema(engine: Engine) -> UpgradeResult:
@@ -372,6 +440,8 @@ def _migration_lock(conn: Connection) -> Iterator[None]:
 
 def engine() -> Engine:
     """The current app's engine."""
+    from flask import current_app
+
     return current_app.extensions["voicemap.engine"]
 
 
@@ -387,6 +457,9 @@ def get_session() -> Session:
     Requests that may write (anything but GET, HEAD and OPTIONS) and the command line get a
     session whose transactions take SQLite's write lock when they begin; reads do not.
     """
+    from flask import g, has_request_context, request
+    from sqlalchemy.orm import Session
+
     if "db_session" not in g:
         write = not has_request_context() or request.method not in ("GET", "HEAD", "OPTIONS")
         g.db_session = Session(writer(engine()) if write else engine(), expire_on_commit=False)
@@ -402,6 +475,8 @@ def session_scope(eng: Engine | None = None) -> Iterator[Session]:
     commits whatever building blocks (``venues.upsert``) leave open, and a service may commit
     inside it.
     """
+    from sqlalchemy.orm import Session
+
     with Session(writer(eng or engine()), expire_on_commit=False) as session:
         try:
             yield session
@@ -412,6 +487,8 @@ def session_scope(eng: Engine | None = None) -> Iterator[Session]:
 
 
 def _close_session(_exc: BaseException | None) -> None:
+    from flask import g
+
     session = g.pop("db_session", None)
     if session is not None:
         session.close()

@@ -3,8 +3,8 @@
 Pure: paths and dicts in, records and problems out; no database. GeoJSON is read and
 written directly (streamed on output); GeoPackage, Shapefile and anything else GDAL reads
 go through geopandas/pyogrio, and CSV through pandas with lon/lat columns. All records are
-WGS-84 longitude/latitude.
-"""
+WGS-84 longitude/latitude. Writing GeoJSON needs only the standard library (so the command
+line's export stays light); pyproj, pandas and GDAL are imported where they are used."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import categories, geo, libs
+from . import categories, libs
 from .errors import BadRequest
-from .models import VENUE_BOOL_FIELDS, VENUE_FIELDS, VENUE_INT_FIELDS, VENUE_TEXT_FIELDS
+from .fields import VENUE_BOOL_FIELDS, VENUE_FIELDS, VENUE_INT_FIELDS, VENUE_TEXT_FIELDS
 
 FORMATS = ("geojson", "gpkg", "csv", "shp")
 SUFFIXES = {"geojson": ".geojson", "gpkg": ".gpkg", "csv": ".csv", "shp": ".shp"}
@@ -234,6 +234,8 @@ def check(features: list[dict[str, Any]], service_area: tuple[float, float, floa
     ``datum`` says what the file's coordinates are; GCJ-02 ones are converted to WGS-84
     before the service-area check.
     """
+    from . import geo  # pyproj: reading files needs it, writing GeoJSON does not
+
     if datum not in geo.DATUMS:
         raise BadRequest(f"unknown datum {datum!r}; use one of {', '.join(geo.DATUMS)}")
     out = Checked(total=len(features))
@@ -317,6 +319,8 @@ def _point(geometry: Any, vid: str, area: tuple[float, float, float, float], dat
     if not (math.isfinite(lon) and math.isfinite(lat) and -180 <= lon <= 180
             and -90 <= lat <= 90):
         raise _Invalid(f"coordinates out of range: [{lon}, {lat}]", vid)
+    from . import geo
+
     lon, lat = geo.to_wgs84(lon, lat, datum)
     minlon, minlat, maxlon, maxlat = area
     if not (minlon <= lon <= maxlon and minlat <= lat <= maxlat):

@@ -24,6 +24,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column, relationship
 
+# Properties a venue carries, in the order exports write them: defined in ``fields`` (no ORM),
+# so that import, export and the JSON built in SQL agree.
+from .fields import (  # noqa: F401 (re-exported)
+    VENUE_BOOL_FIELDS,
+    VENUE_FIELDS,
+    VENUE_INT_FIELDS,
+    VENUE_TEXT_FIELDS,
+)
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -32,16 +41,6 @@ def utcnow() -> datetime:
 class Base(DeclarativeBase):
     pass
 
-
-# Properties a venue carries, in the order exports write them. ``id`` and the geometry are
-# handled apart. Kept here so that import, export and the JSON built in SQL agree.
-VENUE_TEXT_FIELDS = ("name_zh", "name_en", "category", "district", "address_zh", "address_en",
-                     "website", "opening_hours", "opening_hours_zh", "description_zh",
-                     "description_en", "coord_source", "coord_datum", "coord_point",
-                     "coord_note")
-VENUE_INT_FIELDS = ("min_age", "max_age", "coord_precision_m")
-VENUE_BOOL_FIELDS = ("step_free", "stroller_friendly", "baby_care_room")
-VENUE_FIELDS = VENUE_TEXT_FIELDS + VENUE_INT_FIELDS + VENUE_BOOL_FIELDS
 
 
 class Venue(Base):

@@ -5,9 +5,8 @@ from __future__ import annotations
 import bisect
 import json
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,34 +14,12 @@ from geoalchemy2 import WKTElement
 from sqlalchemy import Connection, Engine, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
-from . import backends, categories, exchange, geo, policy
+from . import backends, categories, exchange, feed, geo, policy
 from .errors import BadRequest, ImportRejected, NotFound
+from .feed import CLIP_COUNT, EXTRA, check_categories, iter_features  # noqa: F401 (re-exported)
 from .models import VENUE_FIELDS, Clip, Manager, Venue, utcnow
 
 MAX_K = 100
-
-# Published clips per venue, added to every venue Feature the registry returns; narrator
-# details never leave through this path.
-CLIP_COUNT = ("clip_count", "(SELECT count(*) FROM clips c WHERE c.venue_id = v.id "
-                            "AND c.status = 'published')")
-EXTRA = (CLIP_COUNT,)
-
-
-def check_categories(values: Iterable[str] | None) -> list[str] | None:
-    """The category ids given, checked; None or empty means all."""
-    if not values:
-        return None
-    out = []
-    for value in values:
-        for part in value.split(","):
-            part = part.strip()
-            if not part:
-                continue
-            if categories.get(part) is None:
-                raise BadRequest(f"unknown category {part!r}; use one of "
-                                 f"{', '.join(categories.IDS)}", param="category")
-            out.append(part)
-    return out or None
 
 
 def nearest(session: Session | Connection | Engine, lon: float, lat: float, *, k: int = 5,
@@ -75,46 +52,6 @@ def nearest(session: Session | Connection | Engine, lon: float, lat: float, *, k
         return backend.nearest_autocommit(bind, lon, lat, k, cats, max_distance_m, EXTRA)
     conn = _connection(session)
     return backend.nearest(conn, lon, lat, k, cats, max_distance_m, EXTRA)
-
-
-def iter_features(conn: Connection, *, category: Iterable[str] | None = None,
-                  bbox: tuple[float, float, float, float] | None = None, q: str | None = None,
-                  ids: Iterable[str] | None = None, batch: int = 2000) -> Iterator[str]:
-    """Stream GeoJSON Feature texts of the venues that match, ordered by id.
-
-    Rows arrive in batches of ``batch`` while the database keeps producing the next ones,
-    so memory stays flat however many venues there are.
-    """
-    backend = backends.select(conn)
-    where, params, binds = ["true"], {}, []
-    cats = check_categories(category)
-    if cats:
-        where.append("v.category IN :cats")
-        params["cats"] = cats
-        binds.append(bindparam("cats", expanding=True))
-    if bbox is not None:
-        # exactly inside: the spatial index's float32 boxes alone admit points up to a
-        # metre outside
-        names = ("minlon", "minlat", "maxlon", "maxlat")
-        where.append(backend.box_sql("venues", "v", "geom", names))
-        params.update(zip(names, bbox, strict=True))
-    if q:
-        escaped = q.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        where.append("(lower(v.name_zh) LIKE :q ESCAPE '\\' OR lower(v.name_en) LIKE :q "
-                     "ESCAPE '\\' OR lower(v.id) LIKE :q ESCAPE '\\')")
-        params["q"] = f"%{escaped}%"
-    if ids is not None:
-        where.append("v.id IN :ids")
-        params["ids"] = list(ids)
-        binds.append(bindparam("ids", expanding=True))
-    # Most venues have no published clip: one hashed look-up finds them, and only the
-    # others run the per-venue count (which alone doubled the cost of a full export).
-    voiced = "v.id IN (SELECT venue_id FROM clips WHERE status = 'published')"
-    extra = tuple((key, f"CASE WHEN {voiced} THEN {sql} ELSE 0 END")
-                  if (key, sql) == CLIP_COUNT else (key, sql) for key, sql in EXTRA)
-    stmt = text(f"SELECT {backend.feature_sql('v', extra)} FROM venues v "
-                f"WHERE {' AND '.join(where)} ORDER BY v.id").bindparams(*binds)
-    yield from backend.stream_texts(conn, stmt, params, batch)
 
 
 def get_feature(session: Session | Connection, venue_id: str) -> str:
@@ -206,13 +143,7 @@ def category_counts(session: Session) -> list[dict[str, Any]]:
 
 def dictionary(session: Session | Connection, licence: str | None = None) -> dict[str, Any]:
     """The exports' data dictionary, with the registry's last change (max ``updated_at``)."""
-    last = _connection(session).execute(select(func.max(Venue.updated_at))).scalar_one()
-    if isinstance(last, str):  # SQLite may hand back the stored text
-        last = datetime.fromisoformat(last)
-    if last is not None:
-        last = last.replace(tzinfo=UTC) if last.tzinfo is None else last.astimezone(UTC)
-    updated = last.isoformat(timespec="seconds").replace("+00:00", "Z") if last else None
-    return exchange.dictionary(updated, licence or exchange.LICENCE)
+    return feed.dictionary(_connection(session), licence)
 
 
 def count(session: Session) -> int:

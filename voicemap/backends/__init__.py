@@ -7,17 +7,21 @@ Everything else is shared SQL.
 
 from __future__ import annotations
 
-from typing import cast
+import sys
+from typing import TYPE_CHECKING, cast
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.orm import Session
 
 from .base import Backend
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 def select(bind: Engine | Connection | Session | str) -> Backend:
     """The backend module for a dialect name, engine, connection or session."""
-    if isinstance(bind, Session):
+    orm = sys.modules.get("sqlalchemy.orm")  # a Session exists only where the ORM is loaded
+    if orm is not None and isinstance(bind, orm.Session):
         bind = bind.get_bind()
     name = bind if isinstance(bind, str) else bind.dialect.name
     if name == "postgresql":
@@ -36,7 +40,7 @@ def properties_sql(build_object: str, bool_json, alias: str = "v",
     ``bool_json(expr)`` renders a nullable boolean column as a JSON boolean; ``extra`` adds
     (key, SQL expression) pairs after the venue's own fields.
     """
-    from ..models import VENUE_BOOL_FIELDS, VENUE_FIELDS
+    from ..fields import VENUE_BOOL_FIELDS, VENUE_FIELDS
 
     pairs = [f"'id', {alias}.id"]
     for field in VENUE_FIELDS:

@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 from sqlalchemy import Connection, Engine, TextClause, event, text
 
-from ..models import VENUE_BOOL_FIELDS, VENUE_FIELDS, VENUE_INT_FIELDS
+from ..fields import VENUE_BOOL_FIELDS, VENUE_FIELDS, VENUE_INT_FIELDS
 
 
 def setup(conn: Connection) -> None:

@@ -7,10 +7,8 @@ from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
-from pyproj import Geod
 from sqlalchemy import Connection, Engine, TextClause, text
 
-from ..geo import degree_box
 from . import properties_sql
 
 # Half-width of the first search box on a connection that has not yet seen a query.
@@ -106,7 +104,6 @@ _IN_BOX = """
 # Where a connection keeps its estimate of how far the k-th nearest venue usually is.
 _STATE = "voicemap.nearest_scale"
 MIN_RADIUS_M = 10.0
-_GEOD = Geod(ellps="WGS84")
 
 
 @lru_cache(maxsize=64)
@@ -129,6 +126,8 @@ def _ranked(dbapi, sql: str, params: dict[str, Any], lon: float, lat: float, rad
     Distances are geodesic on the WGS-84 ellipsoid (Karney's algorithm, as ``geo``
     measures them), computed for the whole box at once.
     """
+    from ..geo import WGS84, degree_box  # pyproj, only where distances are measured
+
     params.update(zip(("minlon", "minlat", "maxlon", "maxlat"),
                       degree_box(lon, lat, radius), strict=True))
     rows = dbapi.execute(sql, params).fetchall()
@@ -136,7 +135,7 @@ def _ranked(dbapi, sql: str, params: dict[str, Any], lon: float, lat: float, rad
         return []
     rowids, ids, xs, ys = zip(*rows, strict=True)
     n = len(rows)
-    _, _, dist = _GEOD.inv([lon] * n, [lat] * n, xs, ys)
+    _, _, dist = WGS84.inv([lon] * n, [lat] * n, xs, ys)
     return sorted(zip(dist, ids, rowids, strict=True))
 
 
