@@ -69,6 +69,7 @@ def init_app(app: Flask) -> None:
 
     from .. import config
     from ..errors import BadRequest
+    from .security import content_security_policy
 
     app.wsgi_app = TrustedProxies(app.wsgi_app, app.config["TRUSTED_PROXIES"])
     _log_request_ids()
@@ -93,8 +94,6 @@ def init_app(app: Flask) -> None:
         resp.headers.setdefault("X-Content-Type-Options", "nosniff")
         resp.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
         if resp.mimetype == "text/html" and "Content-Security-Policy" not in resp.headers:
-            from .. import maps  # Folium: loaded by the first page, not by the app factory
-
-            resp.headers["Content-Security-Policy"] = maps.content_security_policy(
+            resp.headers["Content-Security-Policy"] = content_security_policy(
                 config.tiles(app.config))
         return resp
