@@ -1,8 +1,25 @@
-"""The Content-Security-Policy of the app's pages.
+"""Security plumbing of the web layer: headers on every response, the CSPs, /manage's CSRF.
 
-Every HTML page allows its own origin, the tile server's images and, for the map page, the
-hashes of the inline script and styles that Folium writes (``inline_hashes``). Standard
-library only: the app's default header needs no Folium.
+- Flask-Talisman writes the headers that are the same for every response:
+  ``X-Content-Type-Options: nosniff``, ``X-Frame-Options: SAMEORIGIN``, the site's
+  ``Referrer-Policy``, a ``Permissions-Policy``, and ``Strict-Transport-Security`` on
+  requests that came over TLS when ``PUBLIC_URL`` is https (plain-HTTP local runs get none;
+  Talisman's redirect to https stays off: nginx does it in production).
+- The Content-Security-Policy stays hand-written here and is set by each page: the map
+  page's carries hashes of the inline script and styles that Folium writes
+  (``inline_hashes``), computed once per rendered page and cached with it, which Talisman's
+  fixed per-view policies cannot express (its nonces would change the cached page on every
+  request). A page that sets none gets ``content_security_policy(tiles)`` (``finish``).
+  Talisman is told to leave the header alone.
+- CSRF: Flask-WTF's ``CSRFProtect`` (``csrf``), checked only where ``csrf.protect()`` is
+  called: the /manage blueprint, whose forms ride on a session cookie. The JSON API
+  authenticates with bearer tokens and the public forms (children's works, the play beacon)
+  carry no session, so no check applies to them.
+
+``finish`` is registered before Talisman, so it runs after it (Flask runs ``after_request``
+functions last registered first): a blueprint's stricter Referrer-Policy
+(``referrer_policy``) wins over the site's. The CSP helpers are standard library only: the
+app's default header needs no Folium.
 """
 
 from __future__ import annotations
@@ -12,6 +29,61 @@ import hashlib
 import re
 from typing import Any
 from urllib.parse import urlsplit
+
+from flask import Flask, Response, g
+from flask_talisman import Talisman
+from flask_wtf.csrf import CSRFProtect
+
+csrf = CSRFProtect()  # its settings are read from the current app: one serves every app
+
+SITE_REFERRER_POLICY = "strict-origin-when-cross-origin"  # tile servers want the origin
+HSTS_MAX_AGE = 365 * 24 * 3600
+
+
+def init_app(app: Flask) -> None:
+    """CSRF protection (checked where ``csrf.protect()`` is called), the default CSP and a
+    blueprint's own Referrer-Policy (``finish``), then Talisman's headers."""
+    from .. import config
+
+    # The names the /manage templates and scripts already use; a token lives as long as
+    # the session (PERMANENT_SESSION_LIFETIME), as before, rather than Flask-WTF's hour.
+    app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)
+    app.config.setdefault("WTF_CSRF_FIELD_NAME", "csrf")
+    app.config.setdefault("WTF_CSRF_HEADERS", ["X-CSRF-Token"])
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
+    csrf.init_app(app)
+
+    @app.after_request
+    def finish(resp: Response) -> Response:
+        if resp.mimetype == "text/html" and "Content-Security-Policy" not in resp.headers:
+            resp.headers["Content-Security-Policy"] = content_security_policy(
+                config.tiles(app.config))
+        if "referrer_policy" in g:
+            resp.headers["Referrer-Policy"] = g.referrer_policy
+        return resp
+
+    https = (app.config.get("PUBLIC_URL") or "").lower().startswith("https://")
+    # One Talisman per app: it keeps its options (and the app) on itself.
+    app.extensions["voicemap.talisman"] = Talisman(
+        app,
+        force_https=False,  # plain-HTTP local runs keep working; nginx redirects in production
+        strict_transport_security=https,  # and then only on requests that came over TLS
+        strict_transport_security_max_age=HSTS_MAX_AGE,
+        strict_transport_security_include_subdomains=False,  # the site's own host only
+        content_security_policy=False,  # hand-written per page (see above)
+        referrer_policy=SITE_REFERRER_POLICY,
+        frame_options="SAMEORIGIN",
+        # The session cookie stays as configured (SESSION_COOKIE_SECURE, default off, so
+        # that plain HTTP works): Talisman would otherwise force Secure on every request.
+        session_cookie_secure=app.config.get("SESSION_COOKIE_SECURE", False),
+        session_cookie_http_only=app.config.get("SESSION_COOKIE_HTTPONLY", True),
+        session_cookie_samesite=app.config.get("SESSION_COOKIE_SAMESITE", "Lax"),
+    )
+
+
+def referrer_policy(policy: str) -> None:
+    """Send ``policy`` as this response's Referrer-Policy in place of the site's."""
+    g.referrer_policy = policy
 
 
 def tile_origins(tiles: dict[str, Any]) -> list[str]:
