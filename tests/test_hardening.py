@@ -525,6 +525,7 @@ def test_security_headers_on_pages_manage_and_the_api(app, client):
     assert "Content-Security-Policy" not in answers["/api/venues/museum-a"].headers
     manage = client.get("/manage/")
     assert manage.headers["Referrer-Policy"] == "same-origin"  # /manage's own, stricter
+    assert manage.headers["X-Frame-Options"] == "DENY"
     assert "frame-ancestors 'none'" in manage.headers["Content-Security-Policy"]
     assert manage.headers["X-Content-Type-Options"] == "nosniff"
     assert manage.headers["Cache-Control"] == "no-store"

@@ -38,7 +38,7 @@ from ..models import Manager
 from ..storage import media_store
 from .clips import attach_from_request, replace_from_request
 from .media import send_media
-from .security import csrf, referrer_policy
+from .security import csrf, own_header
 
 bp = Blueprint("manage", __name__, url_prefix="/manage")
 
@@ -66,7 +66,10 @@ def csrf_refused(exc: CSRFError):
 @bp.after_request
 def headers(response):
     response.headers["Content-Security-Policy"] = CSP
-    referrer_policy("same-origin")  # stricter than the site's: no address leaves /manage
+    # Stricter than the site's: no address leaves /manage, and no page frames it (as the
+    # CSP's frame-ancestors 'none' says to browsers that read it).
+    own_header("Referrer-Policy", "same-origin")
+    own_header("X-Frame-Options", "DENY")
     response.headers["Cache-Control"] = "no-store"
     return response
 

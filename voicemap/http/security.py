@@ -17,9 +17,9 @@
   carry no session, so no check applies to them.
 
 ``finish`` is registered before Talisman, so it runs after it (Flask runs ``after_request``
-functions last registered first): a blueprint's stricter Referrer-Policy
-(``referrer_policy``) wins over the site's. The CSP helpers are standard library only: the
-app's default header needs no Folium.
+functions last registered first): a blueprint's stricter header (``own_header``: /manage's
+``Referrer-Policy: same-origin`` and ``X-Frame-Options: DENY``) wins over the site's. The
+CSP helpers need no Folium: the app's default header is written without it.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ HSTS_MAX_AGE = 365 * 24 * 3600
 
 def init_app(app: Flask) -> None:
     """CSRF protection (checked where ``csrf.protect()`` is called), the default CSP and a
-    blueprint's own Referrer-Policy (``finish``), then Talisman's headers."""
+    blueprint's own headers (``finish``), then Talisman's headers."""
     from .. import config
 
     # The names the /manage templates and scripts already use; a token lives as long as
@@ -58,8 +58,8 @@ def init_app(app: Flask) -> None:
         if resp.mimetype == "text/html" and "Content-Security-Policy" not in resp.headers:
             resp.headers["Content-Security-Policy"] = content_security_policy(
                 config.tiles(app.config))
-        if "referrer_policy" in g:
-            resp.headers["Referrer-Policy"] = g.referrer_policy
+        for name, value in g.get("own_headers", {}).items():
+            resp.headers[name] = value
         return resp
 
     https = (app.config.get("PUBLIC_URL") or "").lower().startswith("https://")
@@ -81,9 +81,10 @@ def init_app(app: Flask) -> None:
     )
 
 
-def referrer_policy(policy: str) -> None:
-    """Send ``policy`` as this response's Referrer-Policy in place of the site's."""
-    g.referrer_policy = policy
+def own_header(name: str, value: str) -> None:
+    """Send ``value`` as this response's ``name`` header in place of the site's one that
+    Talisman writes (a blueprint's stricter Referrer-Policy or X-Frame-Options)."""
+    g.setdefault("own_headers", {})[name] = value
 
 
 def tile_origins(tiles: dict[str, Any]) -> list[str]:
