@@ -73,6 +73,8 @@ def init_app(app: Flask) -> None:
         content_security_policy=False,  # hand-written per page (see above)
         referrer_policy=SITE_REFERRER_POLICY,
         frame_options="SAMEORIGIN",
+        # Talisman's default, as a string: a dict is re-serialised on every response.
+        permissions_policy="browsing-topics=()",
         # The session cookie stays as configured (SESSION_COOKIE_SECURE, default off, so
         # that plain HTTP works): Talisman would otherwise force Secure on every request.
         session_cookie_secure=app.config.get("SESSION_COOKIE_SECURE", False),
