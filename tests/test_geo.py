@@ -160,10 +160,10 @@ GO_JS = JS.parent / "go.js"
 
 def test_go_there_links_carry_each_apps_datum_and_match_the_js():
     """Gaode gets GCJ-02, Baidu BD-09 (latitude first), Apple Maps GCJ-02; go.js (the popup)
-    builds exactly what maps.map_app_links (the venue page) does, real long names included."""
+    builds exactly what venue_text.map_app_links (the venue page) does, real long names included."""
     from urllib.parse import parse_qs, urlsplit
 
-    from voicemap.maps import map_app_links
+    from voicemap.venue_text import map_app_links
 
     cases = [("故宫博物院", 116.3913, 39.9152, "北京市东城区景山前街4号"),
              ("The Palace Museum (Forbidden City)", 116.3913, 39.9152, "4 Jingshan Front St"),

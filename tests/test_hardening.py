@@ -497,3 +497,96 @@ def test_a_fault_of_ours_in_sqlite_is_a_500_not_a_503(sqlite_app):
     r = sqlite_app.test_client().get("/api/venues/museum-a")
     assert r.status_code == 500
     assert r.get_json()["code"] == "internal"
+
+
+# --- security headers and CSRF -------------------------------------------------------------
+
+SITE_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "SAMEORIGIN",
+                "Referrer-Policy": "strict-origin-when-cross-origin"}
+
+
+def test_security_headers_on_pages_manage_and_the_api(app, client):
+    load(app, [feature("museum-a", 116.39, 39.91)])
+    token = manager_token(app)
+    answers = {"/": client.get("/"), "/venues/museum-a": client.get("/venues/museum-a"),
+               "/api/venues/museum-a": client.get("/api/venues/museum-a"),
+               "/api/venues/museum-a/clips": client.get("/api/venues/museum-a/clips",
+                                                        headers=bearer(token))}
+    for path, r in answers.items():
+        assert r.status_code == 200, path
+        for name, value in SITE_HEADERS.items():
+            assert r.headers.get(name) == value, (path, name, r.headers.get(name))
+        assert "Strict-Transport-Security" not in r.headers, path  # no PUBLIC_URL, plain HTTP
+    # The map page's CSP carries the hash of its inline script; the venue page the default.
+    assert "script-src 'self' 'sha256-" in answers["/"].headers["Content-Security-Policy"]
+    venue_csp = answers["/venues/museum-a"].headers["Content-Security-Policy"]
+    assert "script-src 'self';" in venue_csp
+    assert "frame-ancestors 'self'" in venue_csp
+    assert "Content-Security-Policy" not in answers["/api/venues/museum-a"].headers
+    manage = client.get("/manage/")
+    assert manage.headers["Referrer-Policy"] == "same-origin"  # /manage's own, stricter
+    assert manage.headers["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in manage.headers["Content-Security-Policy"]
+    assert manage.headers["X-Content-Type-Options"] == "nosniff"
+    assert manage.headers["Cache-Control"] == "no-store"
+    cookie = manage.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie
+    assert "SameSite=Lax" in cookie
+    assert "Secure" not in cookie  # SESSION_COOKIE_SECURE is off by default: HTTP works
+
+
+def test_hsts_header_only_over_tls_with_an_https_public_url(database_url, tmp_path):
+    def make(public: str):
+        made = create_app({"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": "t",
+                           "MEDIA_DIR": str(tmp_path / "media"), "PUBLIC_URL": public,
+                           "TRUSTED_HOSTS": "*"})
+        db.init_schema(made.extensions["voicemap.engine"])
+        return made
+
+    app = make("https://map.example.org")
+    client = app.test_client()
+    tls = client.get("/api/version", base_url="https://map.example.org")
+    assert tls.headers["Strict-Transport-Security"] == "max-age=31536000"
+    via_proxy = client.get("/api/version", headers={"X-Forwarded-Proto": "https"},
+                           environ_base={"REMOTE_ADDR": "127.0.0.1"})
+    assert "Strict-Transport-Security" in via_proxy.headers
+    plain = client.get("/api/version")  # plain HTTP is served, not redirected
+    assert plain.status_code == 200
+    assert "Strict-Transport-Security" not in plain.headers
+    forged = client.get("/api/version", headers={"X-Forwarded-Proto": "https"},
+                        environ_base={"REMOTE_ADDR": "203.0.113.9"})
+    assert "Strict-Transport-Security" not in forged.headers  # not from a trusted proxy
+    app.extensions["voicemap.engine"].dispose()
+    app = make("http://map.example.org")
+    tls = app.test_client().get("/api/version", base_url="https://map.example.org")
+    assert "Strict-Transport-Security" not in tls.headers
+    app.extensions["voicemap.engine"].dispose()
+
+
+def test_csrf_guards_manage_forms_only(app, client, tmp_path):
+    import re
+
+    load(app, [feature("museum-a", 116.39, 39.91)])
+    token = manager_token(app)
+    page = client.get("/manage/").get_data(as_text=True)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    refused = client.post("/manage/signin", data={"token": token},
+                          headers={"Accept": "application/json"})
+    assert refused.status_code == 400
+    assert refused.get_json()["code"] == "csrf"
+    # The header works as well as the form field.
+    ok = client.post("/manage/signin", data={"token": token}, headers={"X-CSRF-Token": csrf})
+    assert ok.status_code == 302
+    # Over TLS the form must also come from this site (Referer), as Flask-WTF checks.
+    page = client.get("/manage/", base_url="https://localhost").get_data(as_text=True)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    assert client.post("/manage/signout", data={"csrf": csrf}, base_url="https://localhost",
+                       headers={"Referer": "https://evil.example/"}).status_code == 400
+    assert client.post("/manage/signout", data={"csrf": csrf}, base_url="https://localhost",
+                       headers={"Referer": "https://localhost/manage/"}).status_code == 302
+    # The API (bearer tokens) and the public beacon take no CSRF token.
+    other = app.test_client()
+    r = other.post("/api/venues/museum-a/clips", data=form(speech(tmp_path, "s.mp3")),
+                   headers=bearer(token), content_type="multipart/form-data")
+    assert r.status_code == 201, r.get_json()
+    assert other.post("/api/clips/nope/played").status_code == 404

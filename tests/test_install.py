@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from helpers import feature, write
 
-from voicemap import maps, resources
+from voicemap import assets, resources
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,7 +54,7 @@ def installed(tmp_path_factory) -> Path:
 
 
 def test_every_served_npm_file_is_shipped():
-    served = {rel for rel in maps.ASSET_FILES.values() if rel.startswith("node_modules/")}
+    served = {rel for rel in assets.ASSET_FILES.values() if rel.startswith("node_modules/")}
     assert served <= set(resources.NPM_FILES)
 
 

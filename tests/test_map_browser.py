@@ -23,8 +23,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from helpers import feature, load
 
-from voicemap import categories, config, create_app, db, i18n, maps
+from voicemap import categories, config, create_app, db, i18n
 from voicemap.geo import wgs84_to_gcj02
+from voicemap.http import security
 
 try:  # the real clip pipeline's test helper (espeak-ng speech, published)
     from helpers import published_clip
@@ -218,7 +219,8 @@ def visit(browser, request):
 
     def open_(site: Site, path: str, viewport=PHONE, geolocation=None, wait=True,
               timezone_id=None, before=None, bypass_csp=False) -> Visit:
-        tile_hosts = {urlsplit(o).netloc for o in maps.tile_origins(config.tiles(site.app.config))}
+        tile_hosts = {urlsplit(o).netloc
+                      for o in security.tile_origins(config.tiles(site.app.config))}
         app_host = urlsplit(site.url).netloc
         ctx = browser.new_context(
             viewport=viewport, device_scale_factor=1, locale="en-US",

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from helpers import feature, load, random_features
 
-from voicemap import categories, create_app, db, i18n, maps
+from voicemap import categories, create_app, db, i18n, venue_text
 from voicemap.models import Clip
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -478,7 +478,7 @@ def test_venue_page_has_go_there_links_and_a_share_button(app, client):
                        name_en="The Palace Museum (Forbidden City)")])
     for lang, name in (("zh", "故宫博物院"), ("en", "The Palace Museum (Forbidden City)")):
         html = client.get(f"/venues/gate?lang={lang}").get_data(as_text=True)
-        links = maps.map_app_links(name, 116.3913, 39.9152)
+        links = venue_text.map_app_links(name, 116.3913, 39.9152)
         hrefs = [unescape(h) for h in
                  re.findall(r'class="vm-btn vm-go-app" href="([^"]+)"', html)]
         glon, glat = wgs84_to_gcj02(116.3913, 39.9152)

@@ -16,7 +16,7 @@ from axe import audit
 from helpers import ROOT_DATA, load, published_clip
 from test_map_browser import make_site, visit  # noqa: F401 - the fixture
 
-from voicemap import create_app, db, i18n, maps
+from voicemap import create_app, db, i18n, venue_text
 
 SMALL = {"width": 320, "height": 568}
 PHONE = {"width": 360, "height": 640}
@@ -161,7 +161,7 @@ def test_popup_orders_clips_and_shows_durations_and_go_there(real_site, visit, l
     venue = real_site.api(f"/api/venues/{PALACE}")
     lon, lat = venue["geometry"]["coordinates"]
     p = venue["properties"]
-    expected = maps.map_app_links(p[f"name_{lang}"], lon, lat, p[f"address_{lang}"])
+    expected = venue_text.map_app_links(p[f"name_{lang}"], lon, lat, p[f"address_{lang}"])
     assert links[:2] == [expected["amap"], expected["baidu"]]
     t = i18n.strings(lang)
     assert v.page.locator(".vm-popup .vm-share").inner_text() == t["ven_copy_link"]

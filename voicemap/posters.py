@@ -10,7 +10,8 @@ from typing import Any
 import segno
 from flask import Flask, render_template
 
-from . import categories, db, maps, venues
+from . import categories, db, venues
+from .assets import categories_css
 from .errors import BadRequest
 
 
@@ -94,4 +95,4 @@ def _render(posters: list[dict[str, Any]]) -> str:
     title = (f"{posters[0]['p']['name_zh']} · {posters[0]['p']['name_en']}" if len(posters) == 1
              else "童声地图 · Kids' Voice Map")
     return render_template("poster.html", posters=posters, title=title,
-                           categories_css=Markup(maps.categories_css()))
+                           categories_css=Markup(categories_css()))

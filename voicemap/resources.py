@@ -13,7 +13,7 @@ from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
-# The npm files the app serves (see maps.ASSET_FILES), relative to WEB_DIR, and the licence
+# The npm files the app serves (see assets.ASSET_FILES), relative to WEB_DIR, and the licence
 # files that must travel with them.
 NPM_FILES = (
     "node_modules/leaflet/dist/leaflet.js",

@@ -22,7 +22,7 @@ Extra = tuple[tuple[str, str], ...]  # (property key, SQL expression) pairs
 
 
 class Backend(Protocol):
-    # How the map's data query (``maps.map_data``) finds, filters and places the venues of a
+    # How the map's data query (``mapdata.map_data``) finds, filters and places the venues of a
     # box: ``source`` and ``join`` (FROM), ``box`` (WHERE term, or None for ``bbox_sql``),
     # ``x``/``y`` (a venue's position), ``cats`` (category filter on :cats), ``voiced`` (has
     # a published clip) and ``cell`` (a grid cell index, formatted with a coordinate and

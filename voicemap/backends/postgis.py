@@ -84,7 +84,7 @@ def stream_texts(conn: Connection, stmt: TextClause, params: dict[str, Any],
             yield value
 
 
-# The map's data query (``maps.map_data``): the GiST index through ``bbox_sql``.
+# The map's data query (``mapdata.map_data``): the GiST index through ``bbox_sql``.
 MAP_SQL: dict[str, str | None] = {
     "source": "venues v", "join": "", "box": None, "x": "ST_X(v.geom)", "y": "ST_Y(v.geom)",
     "cats": "v.category IN :cats",

@@ -68,7 +68,7 @@ def stream_texts(conn: Connection, stmt: TextClause, params: dict[str, Any],
             yield value
 
 
-# The map's data query (``maps.map_data``): it works on the R*Tree alone, whose boxes are the
+# The map's data query (``mapdata.map_data``): it works on the R*Tree alone, whose boxes are the
 # points (to float precision, plenty for a grid cell's mean), which spares decoding up to
 # 100,000 geometries per view.
 MAP_SQL: dict[str, str | None] = {

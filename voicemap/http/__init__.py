@@ -63,12 +63,11 @@ def _log_request_ids() -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Request ids; security headers on every response; pages without their own CSP get
-    the map's."""
+    """Request ids; security headers on every response and CSRF protection (``security``)."""
     from flask.logging import default_handler
 
-    from .. import config
     from ..errors import BadRequest
+    from . import security
 
     app.wsgi_app = TrustedProxies(app.wsgi_app, app.config["TRUSTED_PROXIES"])
     _log_request_ids()
@@ -88,13 +87,8 @@ def init_app(app: Flask) -> None:
             raise BadRequest("the URL contains a NUL character")
 
     @app.after_request
-    def security_headers(resp: Response) -> Response:
+    def request_id_header(resp: Response) -> Response:
         resp.headers["X-Request-Id"] = request_id()
-        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
-        resp.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-        if resp.mimetype == "text/html" and "Content-Security-Policy" not in resp.headers:
-            from .. import maps  # Folium: loaded by the first page, not by the app factory
-
-            resp.headers["Content-Security-Policy"] = maps.content_security_policy(
-                config.tiles(app.config))
         return resp
+
+    security.init_app(app)  # CSRF, the CSPs and Talisman's security headers

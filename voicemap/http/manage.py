@@ -1,5 +1,6 @@
 """/manage: venue managers sign in with their token, upload or record clips, and
-administrators review. Session cookie, CSRF token on every form.
+administrators review. Session cookie, CSRF token on every form (Flask-WTF's CSRFProtect,
+scoped to this blueprint: see ``security``).
 
 The pages speak one language, chosen like the public pages' (``?lang=``, else the browser's
 Accept-Language, else Chinese) and remembered in the session, so that forms and redirects
@@ -9,8 +10,6 @@ error is shown through its code (``error_text``), its English message only as a 
 
 from __future__ import annotations
 
-import hmac
-import secrets
 from functools import wraps
 
 from flask import (
@@ -29,6 +28,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_wtf.csrf import CSRFError, generate_csrf
 from werkzeug.exceptions import HTTPException
 
 from .. import auth, categories, clips, db, plays, policy, venues
@@ -38,6 +38,7 @@ from ..models import Manager
 from ..storage import media_store
 from .clips import attach_from_request, replace_from_request
 from .media import send_media
+from .security import csrf, own_header
 
 bp = Blueprint("manage", __name__, url_prefix="/manage")
 
@@ -45,28 +46,30 @@ CSP = ("default-src 'self'; img-src 'self' data:; media-src 'self' blob:; "
        "style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'")
 
 
-def csrf_token() -> str:
-    if "csrf" not in session:
-        session["csrf"] = secrets.token_urlsafe(32)
-    return session["csrf"]
+CSRF_REFUSED = ("the form has expired or did not come from this site; reload the page and "
+                "try again")
 
 
 @bp.before_request
 def check_csrf():
-    if request.method == "POST":
-        sent = request.form.get("csrf") or request.headers.get("X-CSRF-Token") or ""
-        expected = session.get("csrf", "")
-        if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
-            g.csrf_failed = True
-            abort(400, description="the form has expired or did not come from this site; "
-                                   "reload the page and try again")
+    """Every POST here carries the session's token (Flask-WTF's ``CSRFProtect``): the form
+    field ``csrf`` or the ``X-CSRF-Token`` header (``security.init_app`` names them)."""
+    csrf.protect()
+
+
+@bp.errorhandler(CSRFError)
+def csrf_refused(exc: CSRFError):
+    current_app.logger.info("CSRF check failed: %s", exc.description)
+    return http_error(exc)
 
 
 @bp.after_request
 def headers(response):
     response.headers["Content-Security-Policy"] = CSP
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "same-origin"
+    # Stricter than the site's: no address leaves /manage, and no page frames it (as the
+    # CSP's frame-ancestors 'none' says to browsers that read it).
+    own_header("Referrer-Policy", "same-origin")
+    own_header("X-Frame-Options", "DENY")
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -180,9 +183,10 @@ def switch_url() -> str:
 
 @bp.app_context_processor
 def inject():
+    # csrf_token() in templates is Flask-WTF's generate_csrf (CSRFProtect adds it).
     if not has_request_context() or request.blueprint != "manage":
-        return {"csrf_token": csrf_token}
-    return {"csrf_token": csrf_token, "t": strings(), "lang": lang(),
+        return {}
+    return {"t": strings(), "lang": lang(),
             "other_lang": "en" if lang() == "zh" else "zh", "switch_url": switch_url,
             "category_label": category_label, "venue_name": venue_name}
 
@@ -247,7 +251,8 @@ def signin():
     session.permanent = True  # expires after PERMANENT_SESSION_LIFETIME
     session["manager_id"] = manager.id
     session["epoch"] = manager.session_epoch
-    csrf_token()
+    g.pop(current_app.config["WTF_CSRF_FIELD_NAME"], None)  # the cleared session's token
+    generate_csrf()  # a new one for the new session
     return redirect(url_for("manage.index"))
 
 
@@ -496,10 +501,12 @@ def http_error(exc: HTTPException):
     """400 (the CSRF check), 403, 404 and 413 as a page in the page's language; other HTTP
     errors go to the application's handlers."""
     code = exc.code or 500
-    key = {400: "mg_err_csrf" if g.get("csrf_failed") else "mg_err_bad_request",
+    csrf_failed = isinstance(exc, CSRFError)
+    key = {400: "mg_err_csrf" if csrf_failed else "mg_err_bad_request",
            403: "mg_err_forbidden", 404: "mg_err_not_found", 413: "mg_err_too_large"}[code]
     if request.accept_mimetypes.best == "application/json":
-        return jsonify({"error": exc.description, "code": key[7:], "message": tr(key)}), code
+        return jsonify({"error": CSRF_REFUSED if csrf_failed else exc.description,
+                        "code": key[7:], "message": tr(key)}), code
     limit = current_app.config.get("MAX_UPLOAD_BYTES") or 0
     return _error_page(code, tr(key, limit_mb=f"{limit / 1048576:.0f}"))
 

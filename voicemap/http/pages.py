@@ -1,7 +1,7 @@
 """The family-facing pages: the map, one page per venue with its QR codes, and their assets.
 
-``maps`` (Folium, pandas) is imported where it is used: an app built by a light CLI command
-never loads it. A server loads it while the blueprint registers (``warm``).
+``mappage`` (Folium, pandas) is imported where it is used: an app built by a light CLI
+command never loads it. A server loads it while the blueprint registers (``warm``).
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from typing import Any
 import segno
 from flask import Blueprint, Response, current_app, render_template, request, url_for
 
-from .. import activities, categories, config, db, i18n, venues
+from .. import activities, categories, config, db, i18n, mapdata, venue_text, venues
 from .. import clips as clip_service
+from ..assets import assets
 from ..errors import NotFound
 from .api import integer
 
@@ -52,11 +53,11 @@ def warm(state) -> None:
     # first request; an app built for a CLI command (PRELOAD off) skips it.
     if not state.app.config.get("PRELOAD", True):
         return
-    from .. import maps
+    from . import mappage  # noqa: F401 (Folium, imported now rather than by the first page)
 
     with state.app.app_context():
         try:
-            maps.assets()
+            assets()
         except RuntimeError:  # no node_modules yet: the first page will say so
             pass
     venues.warm_search()  # pypinyin's dictionaries, for the map's search box
@@ -65,11 +66,9 @@ def warm(state) -> None:
 @bp.app_context_processor
 def template_helpers() -> dict[str, Any]:
     # Functions, not values: templates are also rendered outside requests (posters).
-    from .. import maps
-
     def asset_url(name: str, required: bool = True) -> str | None:
         try:
-            return maps.assets().url(name)
+            return assets().url(name)
         except RuntimeError:  # no node_modules: an error page still renders, unstyled
             if required:
                 raise
@@ -83,10 +82,10 @@ def template_helpers() -> dict[str, Any]:
 
 @bp.get("/")
 def index():
-    from .. import maps
+    from . import mappage
 
     lang = choose_lang()
-    page = maps.map_page(lang)
+    page = mappage.map_page(lang)
     resp = send(page.html, "text/html", page.gzipped, **{
         "Content-Security-Policy": page.csp, "Content-Language": lang,
         "Cache-Control": "no-cache"})
@@ -98,9 +97,7 @@ def index():
 
 @bp.get("/assets/<version>/<path:name>")
 def asset(version: str, name: str):
-    from .. import maps
-
-    store = maps.assets()
+    store = assets()
     found = store.files.get(name)
     if found is None:
         raise NotFound("no such asset")
@@ -116,9 +113,7 @@ def service_worker():
     """The offline service worker, from the site's root so that its scope covers the venue
     pages (and ``Service-Worker-Allowed: /`` says so). Never cached by HTTP: a new version
     must reach phones on their next visit."""
-    from .. import maps
-
-    found = maps.assets().files["vm/sw.js"]
+    found = assets().files["vm/sw.js"]
     resp = send(found.body, "text/javascript", found.gzipped, **{
         "Cache-Control": "no-cache, no-store, must-revalidate",
         "Service-Worker-Allowed": "/",
@@ -129,15 +124,13 @@ def service_worker():
 @bp.get("/manifest.webmanifest")
 def manifest():
     """The web app manifest: the map is the app's start, in the page's language."""
-    from .. import maps
-
     lang = choose_lang()
     t = i18n.strings(lang)
     body = {"name": t["app_name"], "short_name": t["app_name"], "lang": t["html_lang"],
             "description": t["tagline"], "start_url": url_for("pages.index", lang=lang),
             "scope": "/", "display": "standalone", "background_color": "#ffffff",
             "theme_color": "#1a56db",
-            "icons": [{"src": maps.assets().url("vm/favicon.svg"), "sizes": "any",
+            "icons": [{"src": assets().url("vm/favicon.svg"), "sizes": "any",
                        "type": "image/svg+xml", "purpose": "any"}]}
     resp = send(json.dumps(body, ensure_ascii=False).encode(), "application/manifest+json",
                 **{"Cache-Control": "public, max-age=3600"})
@@ -149,15 +142,13 @@ def manifest():
 @bp.get("/api/map/venues")
 def map_venues():
     """Compact venues for the map's view: ``bbox`` (WGS-84), ``zoom``, ``category``, ``voiced``."""
-    from .. import maps
-
     bbox = config.parse_bbox(request.args.get("bbox") or "-180,-90,180,90")
     zoom = min(max(integer("zoom", 11), 0), 22)
     cats = venues.check_categories(request.args.getlist("category"))
     lang = request.args.get("lang") if request.args.get("lang") in i18n.LANGS else "zh"
-    limit = int(current_app.config.get("MAP_POINT_LIMIT", maps.POINT_LIMIT))
-    data = maps.map_data(db.get_session().connection(), bbox, zoom, cats,
-                         request.args.get("voiced") == "1", lang, limit)
+    limit = int(current_app.config.get("MAP_POINT_LIMIT", mapdata.POINT_LIMIT))
+    data = mapdata.map_data(db.get_session().connection(), bbox, zoom, cats,
+                            request.args.get("voiced") == "1", lang, limit)
     body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
     return send(body, "application/json",
                 gzip.compress(body, 6, mtime=0) if len(body) > 1400 else None,
@@ -179,8 +170,6 @@ def find_venue(venue_id: str) -> dict[str, Any] | None:
 
 @bp.get("/venues/<venue_id>")
 def venue(venue_id: str):
-    from .. import maps
-
     lang = choose_lang()
     t = i18n.strings(lang)
     feature = find_venue(venue_id)
@@ -205,13 +194,13 @@ def venue(venue_id: str):
         "venue.html", t=t, lang=lang, other="en" if lang == "zh" else "zh", p=p, cat=cat,
         cat_label=cat.label(lang), clips=clips, url=venue_url(venue_id), settings=settings,
         summary=venue_summary(p, cat.label(lang), len(clips), t, lang),
-        ages=maps.ages_text(p, t), access=maps.access_facts(p, t),
-        site=maps.web_link(p.get("website")),
+        ages=venue_text.ages_text(p, t), access=venue_text.access_facts(p, t),
+        site=venue_text.web_link(p.get("website")),
         map_url=url_for("pages.index", lang=lang),
         on_map_url=url_for("pages.index", lang=lang, venue=venue_id, lat=f"{lat:.5f}",
                            lon=f"{lon:.5f}", z=16),
-        go=maps.map_app_links(p.get(f"name_{lang}") or p["name_zh"], lon, lat,
-                              p.get(f"address_{lang}") or p.get("address_zh") or ""),
+        go=venue_text.map_app_links(p.get(f"name_{lang}") or p["name_zh"], lon, lat,
+                                    p.get(f"address_{lang}") or p.get("address_zh") or ""),
         qr_svg=url_for("pages.venue_qr", venue_id=venue_id, fmt="svg"), works=pinned,
         acts=upcoming_activities(venue_id, lang),
         ics_url=url_for("activities.venue_feed", venue_id=venue_id, lang=lang))
