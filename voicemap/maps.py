@@ -28,7 +28,7 @@ from folium.template import Template
 from sqlalchemy import Connection, bindparam, text
 
 from . import backends, categories, config
-from .i18n import SERVER_ONLY_STRINGS, strings
+from .i18n import SERVER_ONLY_STRINGS, js_catalogue, strings
 from .resources import WEB_DIR
 
 CENTRE = (116.3975, 39.9087)  # lon, lat (WGS-84): Tiananmen, where the map opens
@@ -299,8 +299,7 @@ def page_settings(lang: str, tiles: dict[str, Any]) -> dict[str, Any]:
     """What map.js needs: language, strings, categories, datum and the API's addresses."""
     root = request.script_root
     return {
-        "lang": lang, "t": {k: v for k, v in strings(lang).items()
-                            if not k.startswith(SERVER_ONLY_STRINGS)},
+        "lang": lang, "t": js_catalogue(lang, SERVER_ONLY_STRINGS),
         "datum": tiles["datum"],
         "maxZoom": tiles["max_zoom"], "centre": CENTRE, "zoom": START_ZOOM,
         "categories": [{"id": c.id, "label": c.label(lang), "colour": c.colour,
@@ -410,11 +409,11 @@ def ages_text(p: dict[str, Any], t: dict[str, str]) -> str | None:
             return t["ven_all_ages"]
         lo = None
     if lo is not None and hi is not None:
-        return t["ages_range"].format(min=lo, max=hi)
+        return t.gettext("ages_range", min=lo, max=hi)
     if lo is not None:
-        return t["ages_min"].format(min=lo)
+        return t.gettext("ages_min", min=lo)
     if hi is not None:
-        return t["ages_max"].format(max=hi)
+        return t.gettext("ages_max", max=hi)
     return None
 
 
