@@ -219,9 +219,10 @@ def venue(venue_id: str):
     lon, lat = feature["geometry"]["coordinates"]
     settings = {"lon": lon, "lat": lat, "datum": tiles["datum"], "tiles": tiles,
                 "glyph": cat.icon, "cat": cat.id,
-                "t": {k: t[k] for k in ("zoom_in", "zoom_out", "venue_map_label", "ven_share",
-                                        "ven_copy_link", "ven_link_copied", "ven_copy_failed",
-                                        "play", "pause", "ven_position")}}
+                "t": i18n.js_strings(lang, ("zoom_in", "zoom_out", "venue_map_label",
+                                            "ven_share", "ven_copy_link", "ven_link_copied",
+                                            "ven_copy_failed", "play", "pause",
+                                            "ven_position"))}
     page = render_template(
         "venue.html", t=t, lang=lang, other="en" if lang == "zh" else "zh", p=p, cat=cat,
         cat_label=cat.label(lang), clips=clips, url=venue_url(venue_id), settings=settings,
