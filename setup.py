@@ -1,8 +1,8 @@
 """Packaging: metadata and dependencies are in setup.cfg; this maps ``web/`` into the package.
 
-The repository keeps the web layer (templates, static files, i18n.json, the npm-installed map
-assets) in ``web/`` at the top; wheels and sdists carry it as ``voicemap/web``, where
-``voicemap/resources.py`` finds it once installed. Each directory of it whose path is a valid
+The repository keeps the web layer (templates, static files, the gettext catalogues in
+``translations/``, the npm-installed map assets) in ``web/`` at the top; wheels and sdists
+carry it as ``voicemap/web``, where ``voicemap/resources.py`` finds it once installed. Each directory of it whose path is a valid
 dotted name is listed as a (data-only) package, as setuptools asks; the files of the others
 (``leaflet.markercluster``) belong to their nearest such package.
 """
@@ -22,9 +22,10 @@ if missing:
     raise SystemExit("web/node_modules is incomplete (" + ", ".join(missing[:3]) + "): run "
                      "scripts/setup, or `npm ci` in web/, before building voicemap")
 
-shipped = [WEB / "i18n.json", *(WEB / name for name in NPM_FILES),
-           *(p for d in ("templates", "static") for p in sorted((WEB / d).rglob("*"))
-             if p.is_file() and "__pycache__" not in p.parts)]
+shipped = [*(WEB / name for name in NPM_FILES),
+           *(p for d in ("templates", "static", "translations")
+             for p in sorted((WEB / d).rglob("*"))
+             if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".mo")]
 web_data: dict[str, list[str]] = defaultdict(list)
 for path in shipped:
     parts = path.relative_to(WEB).parts[:-1]

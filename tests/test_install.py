@@ -120,6 +120,12 @@ def test_installed_package_serves_pages_and_files(installed, database_url, tmp_p
         status, manage = _get(base + "/manage/")
         assert status == 200
         assert 'name="token"' in manage
+        # the gettext catalogues travel as package data (no .mo needed): English plurals
+        status, home_en = _get(base + "/?lang=en")
+        assert status == 200
+        assert '"voice_count": {"one": "%(n)s voice guide", "other": "%(n)s voice guides"}' \
+            in home_en
+        assert '"near_me": "' in home_en
         status, css = _get(base + "/static/manage.css")
         assert status == 200
         assert css == (ROOT / "web" / "static" / "manage.css").read_text(encoding="utf-8")

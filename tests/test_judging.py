@@ -658,7 +658,7 @@ def test_the_judging_pages_in_manage_speak_the_page_language_only(app, client,  
         only_language(lang, page, data)
     results = f"/manage/campaigns/{CID}"
     for lang, said in (("en", [f"Work {ids['W2']}: Bronze award.",
-                               "5 award(s) given by the plan.",
+                               "5 awards given by the plan.",
                                "Choose an award: Gold award, Silver award, Bronze award, "
                                "Merit award, or none.",
                                "The criteria cannot change once works have been scored."]),

@@ -15,7 +15,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from flask import Flask
 
     from . import config as settings
-    from . import db, errors, http, limits, metrics, storage
+    from . import db, errors, http, i18n, limits, metrics, storage
     from .http import (
         activities,
         api,
@@ -50,6 +50,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     limits.init_app(app)
     storage.init_app(app)
     http.init_app(app)
+    i18n.init_app(app, pages.page_lang)  # Flask-Babel, in the page's language
     app.register_blueprint(api.bp)
     app.register_blueprint(clips.bp)
     app.register_blueprint(manage.bp)

@@ -67,10 +67,10 @@ def write(app: Flask, campaign_id: str, out_dir: str | Path,
                      "award_en": en[f"judge_award_{w.award}"],
                      "kind_zh": zh.get(f"works_kind_{w.kind}", w.kind),
                      "kind_en": en.get(f"works_kind_{w.kind}", w.kind),
-                     "by_zh": zh["works_by"].replace("{name}", w.narrator_name)
-                     .replace("{age}", str(w.narrator_age)),
-                     "by_en": en["works_by"].replace("{name}", w.narrator_name)
-                     .replace("{age}", str(w.narrator_age))}
+                     "by_zh": zh.gettext("works_by", name=w.narrator_name,
+                                         age=w.narrator_age),
+                     "by_en": en.gettext("works_by", name=w.narrator_name,
+                                         age=w.narrator_age)}
             sheets.append(sheet)
             path = out / f"{w.id}.html"
             path.write_text(_render(campaign, [sheet]), encoding="utf-8")

@@ -1,4 +1,5 @@
-"""Where the web layer's files are: templates, static files, i18n.json and the map's assets.
+"""Where the web layer's files are: templates, static files, the gettext catalogues and the
+map's assets.
 
 A checkout keeps them in ``web/`` at the top of the repository; a built package carries the
 same tree as ``voicemap/web`` (setup.py maps ``web/`` into the wheel and the sdist). The
@@ -40,4 +41,5 @@ def _web_dir() -> Path:
 WEB_DIR = _web_dir()
 TEMPLATES_DIR = WEB_DIR / "templates"
 STATIC_DIR = WEB_DIR / "static"
-I18N_FILE = WEB_DIR / "i18n.json"
+# The gettext catalogues: translations/<lang>/LC_MESSAGES/messages.po (voicemap.i18n)
+TRANSLATIONS_DIR = WEB_DIR / "translations"

@@ -19,11 +19,11 @@ def ages_text(p: dict[str, Any], t: dict[str, str]) -> str | None:
             return t["ven_all_ages"]
         lo = None
     if lo is not None and hi is not None:
-        return t["ages_range"].format(min=lo, max=hi)
+        return t.gettext("ages_range", min=lo, max=hi)
     if lo is not None:
-        return t["ages_min"].format(min=lo)
+        return t.gettext("ages_min", min=lo)
     if hi is not None:
-        return t["ages_max"].format(max=hi)
+        return t.gettext("ages_max", max=hi)
     return None
 
 

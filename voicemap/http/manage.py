@@ -4,7 +4,8 @@ scoped to this blueprint: see ``security``).
 
 The pages speak one language, chosen like the public pages' (``?lang=``, else the browser's
 Accept-Language, else Chinese) and remembered in the session, so that forms and redirects
-keep it. Every message shown is an i18n key (``mg_``) of ``web/i18n.json``; a service's
+keep it (Flask-Babel's locale for /manage, ``lang``). Every message shown is a key
+(``mg_``) of the gettext catalogues (``web/translations``, ``voicemap.i18n``); a service's
 error is shown through its code (``error_text``), its English message only as a fallback.
 """
 
@@ -105,11 +106,18 @@ def lang() -> str:
 
 
 def tr(key: str, **values) -> str:
-    """The string ``key`` in this request's language, with ``{name}`` filled in."""
-    text = strings().get(key)
-    if text is None:  # a missing key shows itself rather than failing the page
-        return key
-    return text.format(**values) if values else text
+    """The message ``key`` in this request's language (Flask-Babel's gettext), its
+    ``%(name)s`` placeholders filled from ``values``; a missing key shows itself."""
+    import flask_babel
+
+    return flask_babel.gettext(key, **values)
+
+
+def trn(key: str, n: int, **values) -> str:
+    """The count message ``key`` in the plural form for ``n`` (Flask-Babel's ngettext)."""
+    import flask_babel
+
+    return flask_babel.ngettext(key, key, n, n=n, **values)
 
 
 # Parameters whose BadRequest has its own message (mg_err_param_<name>).
@@ -142,8 +150,8 @@ def error_text(exc: VoicemapError) -> str:
     values.setdefault("retry_after", "?")
     values["detail"] = exc.message
     try:
-        return t[key].format(**values)
-    except (KeyError, IndexError, ValueError):
+        return t[key] % values
+    except (KeyError, TypeError, ValueError):
         return exc.message
 
 

@@ -11,7 +11,7 @@ from flask import Response, abort, flash, redirect, render_template, request, ur
 from .. import db, judging, policy, ranking
 from .. import works as works_service
 from ..errors import VoicemapError
-from .manage import bp, error_text, login_required, signed_in, strings, tr
+from .manage import bp, error_text, login_required, signed_in, strings, tr, trn
 from .manage_works import _admin
 
 
@@ -44,7 +44,7 @@ def plan_text(campaign) -> str:
         plan = ranking.parse_award_plan(campaign.award_plan)
     except VoicemapError:
         return campaign.award_plan
-    return _listed(tr("mg_judge_plan_item", award=award_label(a), n=n) for a, n in plan) \
+    return _listed(trn("mg_judge_plan_item", n, award=award_label(a)) for a, n in plan) \
         or tr("mg_judge_plan_none")
 
 
@@ -205,7 +205,7 @@ def campaign_award(campaign_id: str, action: str):
             flash(tr("mg_judge_awarded", id=w.id, award=award_label(w.award)), "ok")
         elif action == "autoaward":
             given = judging.auto_award(session, campaign_id)
-            flash(tr("mg_judge_autoawarded", n=sum(1 for a in given.values() if a)), "ok")
+            flash(trn("mg_judge_autoawarded", sum(1 for a in given.values() if a)), "ok")
         else:
             judging.publish(session, campaign_id)
             flash(tr("mg_judge_published", id=campaign_id), "ok")

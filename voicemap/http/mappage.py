@@ -27,7 +27,7 @@ from folium.template import Template
 
 from .. import categories, config
 from ..assets import MAP_CSS, MAP_JS, Assets, assets
-from ..i18n import SERVER_ONLY_STRINGS, strings
+from ..i18n import SERVER_ONLY_STRINGS, js_catalogue, strings
 from .security import content_security_policy, inline_hashes
 
 CENTRE = (116.3975, 39.9087)  # lon, lat (WGS-84): Tiananmen, where the map opens
@@ -154,8 +154,7 @@ def page_settings(lang: str, tiles: dict[str, Any]) -> dict[str, Any]:
     """What map.js needs: language, strings, categories, datum and the API's addresses."""
     root = request.script_root
     return {
-        "lang": lang, "t": {k: v for k, v in strings(lang).items()
-                            if not k.startswith(SERVER_ONLY_STRINGS)},
+        "lang": lang, "t": js_catalogue(lang, SERVER_ONLY_STRINGS),
         "datum": tiles["datum"],
         "maxZoom": tiles["max_zoom"], "centre": CENTRE, "zoom": START_ZOOM,
         "categories": [{"id": c.id, "label": c.label(lang), "colour": c.colour,

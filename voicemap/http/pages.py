@@ -12,7 +12,15 @@ import json
 from typing import Any
 
 import segno
-from flask import Blueprint, Response, current_app, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    has_request_context,
+    render_template,
+    request,
+    url_for,
+)
 
 from .. import activities, categories, config, db, i18n, mapdata, venue_text, venues
 from .. import clips as clip_service
@@ -33,6 +41,19 @@ def choose_lang() -> str:
     if asked in LANGS:
         return asked
     return request.accept_languages.best_match(LANGS) or "zh"
+
+
+def page_lang() -> str | None:
+    """The language a request's page is in (Flask-Babel's locale selector): /manage keeps
+    its own choice (``manage.lang``, remembered in the session), other pages
+    ``choose_lang``. None outside a request (Flask-Babel's default, zh)."""
+    if not has_request_context():
+        return None
+    if request.blueprint == "manage":
+        from .manage import lang
+
+        return lang()
+    return choose_lang()
 
 
 def send(body: bytes, mimetype: str, gzipped: bytes | None = None, **headers: str) -> Response:
@@ -187,9 +208,10 @@ def venue(venue_id: str):
     lon, lat = feature["geometry"]["coordinates"]
     settings = {"lon": lon, "lat": lat, "datum": tiles["datum"], "tiles": tiles,
                 "glyph": cat.icon, "cat": cat.id,
-                "t": {k: t[k] for k in ("zoom_in", "zoom_out", "venue_map_label", "ven_share",
-                                        "ven_copy_link", "ven_link_copied", "ven_copy_failed",
-                                        "play", "pause", "ven_position")}}
+                "t": i18n.js_strings(lang, ("zoom_in", "zoom_out", "venue_map_label",
+                                            "ven_share", "ven_copy_link", "ven_link_copied",
+                                            "ven_copy_failed", "play", "pause",
+                                            "ven_position"))}
     page = render_template(
         "venue.html", t=t, lang=lang, other="en" if lang == "zh" else "zh", p=p, cat=cat,
         cat_label=cat.label(lang), clips=clips, url=venue_url(venue_id), settings=settings,
@@ -219,12 +241,12 @@ def upcoming_activities(venue_id: str, lang: str, limit: int = 10) -> list[dict[
             for f in found]
 
 
-def venue_summary(p: dict[str, Any], cat_label: str, n_clips: int, t: dict[str, str],
+def venue_summary(p: dict[str, Any], cat_label: str, n_clips: int, t: i18n.Strings,
                   lang: str) -> str:
     """One line for link previews: category, address, how many voice guides."""
     other = "en" if lang == "zh" else "zh"
     parts = [cat_label, p.get(f"address_{lang}") or p.get(f"address_{other}") or ""]
-    parts.append(t["voice_count"].format(n=n_clips) if n_clips else t["no_guides"])
+    parts.append(t.ngettext("voice_count", n_clips) if n_clips else t["no_guides"])
     return " · ".join(x for x in parts if x)
 
 
