@@ -36,6 +36,11 @@ START_ZOOM = 11
 POINT_LIMIT = 5000  # more venues than this in view: the data endpoint answers grid counts
 CELL_PX = 80  # grid cell size, in screen pixels at the requested zoom
 
+# The map's ES modules under vm/map/, imported by vm/map.js (relative imports resolve under
+# the versioned asset URL).
+MAP_MODULE_NAMES = ("format", "hours", "controls", "markers", "data", "popup", "near",
+                    "filters", "layout", "list", "url")
+
 # The files the app serves under /assets/<version>/<name>: an allow-list, nothing else.
 ASSET_FILES: dict[str, str] = {
     "leaflet/leaflet.js": "node_modules/leaflet/dist/leaflet.js",
@@ -49,7 +54,8 @@ ASSET_FILES: dict[str, str] = {
     "subgroup/leaflet.featuregroup.subgroup.js":
         "node_modules/leaflet.featuregroup.subgroup/dist/leaflet.featuregroup.subgroup.js",
     "vm/gcj02.js": "static/vm/gcj02.js",
-    "vm/map.js": "static/vm/map.js",
+    "vm/map.js": "static/vm/map.js",  # the map page's ES modules: map.js imports vm/map/*
+    **{f"vm/map/{n}.js": f"static/vm/map/{n}.js" for n in MAP_MODULE_NAMES},
     "vm/venue.js": "static/vm/venue.js",
     "vm/go.js": "static/vm/go.js",  # "go there" links and sharing (map popup, venue page)
     "vm/search.js": "static/vm/search.js",  # the map's venue search box
@@ -71,8 +77,10 @@ ASSET_FILES: dict[str, str] = {
 }
 MAP_JS = ("leaflet/leaflet.js", "markercluster/leaflet.markercluster.js",
           "subgroup/leaflet.featuregroup.subgroup.js", "vm/gcj02.js", "vm/go.js",
-          "vm/player.js", "vm/map.js", "vm/search.js",
-          "vm/whatson.js", "vm/works-map.js", "vm/plays.js")
+          "vm/player.js", "vm/search.js", "vm/plays.js")
+# Loaded as <script type="module">, in this order, after the classic scripts above and before
+# the page's own (inline, module) script that calls voicemap.start.
+MAP_MODULES = ("vm/map.js", "vm/whatson.js", "vm/works-map.js")
 MAP_CSS = ("leaflet/leaflet.css", "markercluster/MarkerCluster.css", "vm/vm.css",
            "vm/categories.css", "vm/act.css", "vm/works.css")
 MIMETYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png",
@@ -184,7 +192,7 @@ class _Figure(Figure):
         "<!DOCTYPE html>\n"
         '<html lang="{{ this.lang }}">\n<head>\n{{ this.header.render(**kwargs) }}\n</head>\n'
         '<body class="vm-map-page">\n{{ this.html.render(**kwargs) }}\n'
-        "<script>\n{{ this.script.render(**kwargs) }}\n</script>\n</body>\n</html>\n")
+        '<script type="module">\n{{ this.script.render(**kwargs) }}\n</script>\n</body>\n</html>\n')
 
     def __init__(self, lang: str) -> None:
         super().__init__()
@@ -254,7 +262,9 @@ def build_map_html(lang: str, tiles: dict[str, Any], store: Assets) -> str:
     fig = _Figure(t["html_lang"])
     fig.add_child(m)
     fig.header.add_child(Element(render_template(
-        "map_head.html", t=t, favicon=store.url("vm/favicon.svg"))), name="vm_head")
+        "map_head.html", t=t, favicon=store.url("vm/favicon.svg"),
+        modules=[store.url(name) for name in MAP_MODULES],
+        preload=[store.url(f"vm/map/{n}.js") for n in MAP_MODULE_NAMES])), name="vm_head")
     fig.html.add_child(Element(render_template("map_ui.html", t=t, lang=lang,
                                                cats=categories.CATEGORIES)), name="vm_ui")
 
