@@ -38,7 +38,7 @@ CELL_PX = 80  # grid cell size, in screen pixels at the requested zoom
 
 # The map's ES modules under vm/map/, imported by vm/map.js (relative imports resolve under
 # the versioned asset URL).
-MAP_MODULE_NAMES = ("format", "hours", "controls", "markers", "data", "popup", "near",
+MAP_MODULE_NAMES = ("format", "hours", "facts", "controls", "markers", "data", "popup", "near",
                     "filters", "layout", "list", "url")
 
 # The files the app serves under /assets/<version>/<name>: an allow-list, nothing else.
@@ -312,7 +312,7 @@ def page_settings(lang: str, tiles: dict[str, Any]) -> dict[str, Any]:
         "lang": lang, "t": {k: v for k, v in strings(lang).items()
                             if not k.startswith(SERVER_ONLY_STRINGS)},
         "datum": tiles["datum"],
-        "maxZoom": tiles["max_zoom"], "centre": CENTRE, "zoom": START_ZOOM,
+        "maxZoom": tiles["max_zoom"], "centre": CENTRE, "zoom": START_ZOOM, "facts": FACTS,
         "categories": [{"id": c.id, "label": c.label(lang), "colour": c.colour,
                         "icon": c.icon} for c in categories.CATEGORIES],
         "urls": {"data": f"{root}/api/map/venues", "nearest": f"{root}/api/nearest",
@@ -408,35 +408,36 @@ def map_data(conn: Connection, bbox: tuple[float, float, float, float], zoom: in
                                       for _gx, _gy, n, nv, cx, cy in cells]}
 
 
-# --- venue facts as interface text (the venue page and posters; map.js does the same) ---
+# --- venue facts as interface text (the venue page and posters; map.js reads the same table) --
+
+# How ages and access facts read: one table (web/static/vm/facts.json) for this module and
+# the map's popup (page_settings hands it to map.js).
+FACTS: dict[str, Any] = json.loads((WEB_DIR / "static" / "vm" / "facts.json").read_text("utf-8"))
+
+
+def _age_matches(cond: Any, value: Any, side: str) -> bool:
+    unbounded = value in FACTS["ages"]["unbounded"][side]
+    if cond == "bounded":
+        return not unbounded
+    if cond == "unbounded":
+        return unbounded
+    return value == cond and type(value) is type(cond)  # a number, or None
 
 
 def ages_text(p: dict[str, Any], t: dict[str, str]) -> str | None:
     """"3–12 years", "6 years and up", "All ages" (from 0, no upper bound), ... or None when
     the registry says nothing. A lower bound of 0 is no bound ("Up to 14", not "0–14")."""
     lo, hi = p.get("min_age"), p.get("max_age")
-    if lo == 0:
-        if hi is None:
-            return t["ven_all_ages"]
-        lo = None
-    if lo is not None and hi is not None:
-        return t["ages_range"].format(min=lo, max=hi)
-    if lo is not None:
-        return t["ages_min"].format(min=lo)
-    if hi is not None:
-        return t["ages_max"].format(max=hi)
+    for rule in FACTS["ages"]["rules"]:
+        if _age_matches(rule["min"], lo, "min") and _age_matches(rule["max"], hi, "max"):
+            return t[rule["text"]].format(min=lo, max=hi)
     return None
 
 
 def access_facts(p: dict[str, Any], t: dict[str, str]) -> list[tuple[bool, str]]:
     """(is it so, label) for each access fact the registry knows."""
-    out = []
-    for field, yes, no in (("step_free", "step_free", "not_step_free"),
-                           ("stroller_friendly", "stroller", "not_stroller"),
-                           ("baby_care_room", "baby_room", "no_baby_room")):
-        if p.get(field) is not None:
-            out.append((bool(p[field]), t[yes] if p[field] else t[no]))
-    return out
+    return [(bool(p[f["field"]]), t[f["yes"]] if p[f["field"]] else t[f["no"]])
+            for f in FACTS["access"] if p.get(f["field"]) is not None]
 
 
 def map_app_links(name: str, lon: float, lat: float, address: str = "") -> dict[str, str]:

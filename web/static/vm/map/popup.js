@@ -1,7 +1,8 @@
 /* The venue popup: its facts, voice guides (players, transcripts), "go there", and its
  * fitting between the controls. Venue data is untrusted: it goes in as text only. */
-import {HTML_LANG, fmt, fmtNodes, formatDuration, h, safeUrl} from './format.js';
+import {HTML_LANG, fmtNodes, formatDuration, h, safeUrl} from './format.js';
 import {OPEN_TEXT, openState} from './hours.js';
+import {accessFacts, agesText} from './facts.js';
 
 export function setupPopup(app, vm) {
   const map = app.map, t = app.t, lang = app.lang, other = app.other, cfg = app.cfg;
@@ -45,30 +46,11 @@ export function setupPopup(app, vm) {
     const l = p[field + '_' + lang] ? lang : (p[field + '_' + other] ? other : null);
     return l ? h('span', {class: 'vm-data', lang: HTML_LANG[l], text: p[field + '_' + l]}) : null;
   }
-  function ages(p) {
-    let lo = p.min_age;
-    const hi = p.max_age;
-    // As maps.ages_text: from 0 with no upper bound is "all ages"; 0 is no lower bound.
-    if (lo === 0) {
-      if (hi === null || hi === undefined) return t.ven_all_ages;
-      lo = null;
-    }
-    if (lo !== null && lo !== undefined && hi !== null && hi !== undefined) {
-      return fmt(t.ages_range, {min: lo, max: hi}, hi);
-    }
-    if (lo !== null && lo !== undefined) return fmt(t.ages_min, {min: lo}, lo);
-    if (hi !== null && hi !== undefined) return fmt(t.ages_max, {max: hi}, hi);
-    return null;
-  }
+  // Ages and access read as the venue page's: one table (cfg.facts) for both.
+  function ages(p) { return agesText(p, t, cfg.facts); }
   function access(p) {
-    const items = [['step_free', 'step_free', 'not_step_free'],
-      ['stroller_friendly', 'stroller', 'not_stroller'],
-      ['baby_care_room', 'baby_room', 'no_baby_room']];
-    const lis = [];
-    items.forEach(function (it) {
-      const v = p[it[0]];
-      if (v === true) lis.push(h('li', {class: 'vm-yes', text: t[it[1]]}));
-      else if (v === false) lis.push(h('li', {class: 'vm-no', text: t[it[2]]}));
+    const lis = accessFacts(p, t, cfg.facts).map(function (f) {
+      return h('li', {class: f[0] ? 'vm-yes' : 'vm-no', text: f[1]});
     });
     return lis.length ? h('ul', {class: 'vm-access'}, lis) : null;
   }
