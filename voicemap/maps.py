@@ -56,6 +56,7 @@ ASSET_FILES: dict[str, str] = {
     "vm/gcj02.js": "static/vm/gcj02.js",
     "vm/map.js": "static/vm/map.js",  # the map page's ES modules: map.js imports vm/map/*
     **{f"vm/map/{n}.js": f"static/vm/map/{n}.js" for n in MAP_MODULE_NAMES},
+    "vm/facts.json": "static/vm/facts.json",  # how venue facts read (FACTS, vm/map/popup.js)
     "vm/venue.js": "static/vm/venue.js",
     "vm/go.js": "static/vm/go.js",  # "go there" links and sharing (map popup, venue page)
     "vm/search.js": "static/vm/search.js",  # the map's venue search box
@@ -84,7 +85,7 @@ MAP_MODULES = ("vm/map.js", "vm/whatson.js", "vm/works-map.js")
 MAP_CSS = ("leaflet/leaflet.css", "markercluster/MarkerCluster.css", "vm/vm.css",
            "vm/categories.css", "vm/act.css", "vm/works.css")
 MIMETYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png",
-             ".svg": "image/svg+xml"}
+             ".svg": "image/svg+xml", ".json": "application/json"}
 
 
 # --- assets ------------------------------------------------------------------------------
@@ -312,7 +313,7 @@ def page_settings(lang: str, tiles: dict[str, Any]) -> dict[str, Any]:
         "lang": lang, "t": {k: v for k, v in strings(lang).items()
                             if not k.startswith(SERVER_ONLY_STRINGS)},
         "datum": tiles["datum"],
-        "maxZoom": tiles["max_zoom"], "centre": CENTRE, "zoom": START_ZOOM, "facts": FACTS,
+        "maxZoom": tiles["max_zoom"], "centre": CENTRE, "zoom": START_ZOOM,
         "categories": [{"id": c.id, "label": c.label(lang), "colour": c.colour,
                         "icon": c.icon} for c in categories.CATEGORIES],
         "urls": {"data": f"{root}/api/map/venues", "nearest": f"{root}/api/nearest",
@@ -410,8 +411,8 @@ def map_data(conn: Connection, bbox: tuple[float, float, float, float], zoom: in
 
 # --- venue facts as interface text (the venue page and posters; map.js reads the same table) --
 
-# How ages and access facts read: one table (web/static/vm/facts.json) for this module and
-# the map's popup (page_settings hands it to map.js).
+# How ages, access facts and map-app links read: one table (web/static/vm/facts.json, also
+# an asset) for this module and the map's popup (vm/map/popup.js imports it).
 FACTS: dict[str, Any] = json.loads((WEB_DIR / "static" / "vm" / "facts.json").read_text("utf-8"))
 
 
@@ -442,8 +443,8 @@ def access_facts(p: dict[str, Any], t: dict[str, str]) -> list[tuple[bool, str]]
 
 def map_app_links(name: str, lon: float, lat: float, address: str = "") -> dict[str, str]:
     """Links that open the venue (WGS-84 ``lon``, ``lat``) in the phone's map app ("go
-    there"), each in the datum it expects; ``web/static/vm/go.js`` builds the same in the
-    map's popup (a test compares them).
+    there"), each in the datum it expects, from the URL templates in facts.json, which
+    ``web/static/vm/go.js`` fills the same way in the map's popup (a test compares them).
 
     - Gaode/Amap's URI API, ``coordinate=gaode``: GCJ-02; ``callnative=1`` opens the app
       where it is installed, else Amap's web page.
@@ -458,15 +459,10 @@ def map_app_links(name: str, lon: float, lat: float, address: str = "") -> dict[
 
     glon, glat = wgs84_to_gcj02(lon, lat)
     blon, blat = wgs84_to_bd09(lon, lat)
-    q = quote(name, safe="")
-    return {
-        "amap": f"https://uri.amap.com/marker?position={glon:.6f},{glat:.6f}&name={q}"
-                "&src=voicemap&coordinate=gaode&callnative=1",
-        "baidu": f"https://api.map.baidu.com/marker?location={blat:.6f},{blon:.6f}&title={q}"
-                 f"&content={quote(address or name, safe='')}&output=html&coord_type=bd09ll"
-                 "&src=webapp.voicemap.voicemap",
-        "apple": f"https://maps.apple.com/?ll={glat:.6f},{glon:.6f}&q={q}",
-    }
+    values = {"gcj_lon": f"{glon:.6f}", "gcj_lat": f"{glat:.6f}", "bd_lon": f"{blon:.6f}",
+              "bd_lat": f"{blat:.6f}", "name": quote(name, safe=""),
+              "address": quote(address or name, safe="")}
+    return {app: url.format(**values) for app, url in FACTS["map_apps"].items()}
 
 
 def web_link(url: str | None) -> dict[str, str] | None:

@@ -3,6 +3,7 @@
 import {HTML_LANG, fmtNodes, formatDuration, h, safeUrl} from './format.js';
 import {OPEN_TEXT, openState} from './hours.js';
 import {accessFacts, agesText} from './facts.js';
+import FACTS from '../facts.json' with {type: 'json'};
 
 export function setupPopup(app, vm) {
   const map = app.map, t = app.t, lang = app.lang, other = app.other, cfg = app.cfg;
@@ -46,10 +47,10 @@ export function setupPopup(app, vm) {
     const l = p[field + '_' + lang] ? lang : (p[field + '_' + other] ? other : null);
     return l ? h('span', {class: 'vm-data', lang: HTML_LANG[l], text: p[field + '_' + l]}) : null;
   }
-  // Ages and access read as the venue page's: one table (cfg.facts) for both.
-  function ages(p) { return agesText(p, t, cfg.facts); }
+  // Ages and access read as the venue page's: one table (facts.json) for both.
+  function ages(p) { return agesText(p, t, FACTS); }
   function access(p) {
-    const lis = accessFacts(p, t, cfg.facts).map(function (f) {
+    const lis = accessFacts(p, t, FACTS).map(function (f) {
       return h('li', {class: f[0] ? 'vm-yes' : 'vm-no', text: f[1]});
     });
     return lis.length ? h('ul', {class: 'vm-access'}, lis) : null;
@@ -84,7 +85,8 @@ export function setupPopup(app, vm) {
     if (!window.vmGo) return null;
     const c = f.geometry.coordinates;
     const url = new URL(cfg.urls.page + encodeURIComponent(f.properties.id), location.href).href;
-    return window.vmGo.block(h, f.properties, c[0], c[1], t, lang, url);
+    return window.vmGo.block(h, f.properties, c[0], c[1], t, lang, url,
+      FACTS.map_apps);
   }
 
   function hours(p) {
