@@ -412,7 +412,7 @@ def map_data(conn: Connection, bbox: tuple[float, float, float, float], zoom: in
 # --- venue facts as interface text (the venue page and posters; map.js reads the same table) --
 
 # How ages, access facts and map-app links read: one table (web/static/vm/facts.json, also
-# an asset) for this module and the map's popup (vm/map/popup.js imports it).
+# an asset) for this module and the map's popup (vm/map/popup.js fetches it).
 FACTS: dict[str, Any] = json.loads((WEB_DIR / "static" / "vm" / "facts.json").read_text("utf-8"))
 
 

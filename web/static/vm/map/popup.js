@@ -3,7 +3,6 @@
 import {HTML_LANG, fmtNodes, formatDuration, h, safeUrl} from './format.js';
 import {OPEN_TEXT, openState} from './hours.js';
 import {accessFacts, agesText} from './facts.js';
-import FACTS from '../facts.json' with {type: 'json'};
 
 export function setupPopup(app, vm) {
   const map = app.map, t = app.t, lang = app.lang, other = app.other, cfg = app.cfg;
@@ -17,6 +16,20 @@ export function setupPopup(app, vm) {
     autoPanPaddingTopLeft: [12, narrow.matches ? 124 : 20],
     autoPanPaddingBottomRight: [12, narrow.matches ? 84 : 20]});
   const features = {}, clipLists = {};
+  // How venue facts read (web/static/vm/facts.json, beside these modules; the venue page
+  // reads it too). Fetched at once, not imported: JSON modules are too new for the phones.
+  let factsTable = null;
+  function getFacts() {
+    if (!factsTable) {
+      factsTable = fetch(new URL('../facts.json', import.meta.url).href).then(function (r) {
+        if (!r.ok) throw new Error('HTTP ' + r.status);
+        return r.json();
+      });
+      factsTable.catch(function () { factsTable = null; });
+    }
+    return factsTable;
+  }
+  getFacts();
 
   function getJson(url) {
     return fetch(url).then(function (r) {
@@ -48,9 +61,8 @@ export function setupPopup(app, vm) {
     return l ? h('span', {class: 'vm-data', lang: HTML_LANG[l], text: p[field + '_' + l]}) : null;
   }
   // Ages and access read as the venue page's: one table (facts.json) for both.
-  function ages(p) { return agesText(p, t, FACTS); }
-  function access(p) {
-    const lis = accessFacts(p, t, FACTS).map(function (f) {
+  function access(p, table) {
+    const lis = accessFacts(p, t, table).map(function (f) {
       return h('li', {class: f[0] ? 'vm-yes' : 'vm-no', text: f[1]});
     });
     return lis.length ? h('ul', {class: 'vm-access'}, lis) : null;
@@ -81,12 +93,12 @@ export function setupPopup(app, vm) {
   }
 
   /** "Go there" (map apps) and share, from go.js: the same links as the venue page's. */
-  function goThere(f) {
+  function goThere(f, table) {
     if (!window.vmGo) return null;
     const c = f.geometry.coordinates;
     const url = new URL(cfg.urls.page + encodeURIComponent(f.properties.id), location.href).href;
     return window.vmGo.block(h, f.properties, c[0], c[1], t, lang, url,
-      FACTS.map_apps);
+      table.map_apps);
   }
 
   function hours(p) {
@@ -107,7 +119,7 @@ export function setupPopup(app, vm) {
   }
 
   let popupSeq = 0;
-  function venueBody(f, clips) {
+  function venueBody(f, clips, table) {
     const p = f.properties, cat = app.catById[p.category] || app.cats[0];
     const id = 'vm-pop-' + (++popupSeq);
     const facts = h('dl', {class: 'vm-facts'});
@@ -116,9 +128,9 @@ export function setupPopup(app, vm) {
     }
     fact(t.address, inLang(p, 'address'));
     fact(t.hours, withOpenState(p, hours(p)));
-    const a = ages(p);
+    const a = agesText(p, t, table);
     fact(t.ages, a ? document.createTextNode(a) : null);
-    fact(t.access, access(p));
+    fact(t.access, access(p, table));
     const site = p.website ? safeUrl(p.website) : null;
     fact(t.website, site ? h('a', {class: 'vm-data', href: site.href, target: '_blank',
       rel: 'noopener noreferrer nofollow', text: site.hostname}) : null);
@@ -132,7 +144,7 @@ export function setupPopup(app, vm) {
       h('p', {class: 'vm-cat'}, [h('span', {class: 'vm-swatch vm-c-' + cat.id,
         'aria-hidden': 'true', text: cat.icon}), cat.label]),
       guides,
-      goThere(f),
+      goThere(f, table),
       facts,
       about ? h('p', {class: 'vm-about'}, [about]) : null,
       h('p', {class: 'vm-more'}, [h('a', {href: cfg.urls.page + encodeURIComponent(p.id) +
@@ -146,7 +158,8 @@ export function setupPopup(app, vm) {
     popup.setLatLng(latlng).setContent(box).openOn(map);
     state.venue = id;
     app.saveUrlSoon();
-    Promise.all([feature ? Promise.resolve(feature) : app.getFeature(id), app.getClips(id)])
+    Promise.all([feature ? Promise.resolve(feature) : app.getFeature(id), app.getClips(id),
+      getFacts()])
       .then(function (r) {
         if (state.venue !== id) return;
         box.textContent = '';
@@ -154,7 +167,7 @@ export function setupPopup(app, vm) {
           box.appendChild(h('p', {class: 'vm-muted', text: t.load_failed}));
           return;
         }
-        box.appendChild(venueBody(r[0], r[1]));
+        box.appendChild(venueBody(r[0], r[1], r[2]));
         // The popup has grown: fit it again; update() pans it clear of the controls
         // (autoPan, with the padding fitPopup has just set), stopping any pan under way.
         fitPopup();
