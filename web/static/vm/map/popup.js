@@ -17,7 +17,8 @@ export function setupPopup(app, vm) {
     autoPanPaddingBottomRight: [12, narrow.matches ? 84 : 20]});
   const features = {}, clipLists = {};
   // How venue facts read (web/static/vm/facts.json, beside these modules; the venue page
-  // reads it too). Fetched at once, not imported: JSON modules are too new for the phones.
+  // reads it too). Fetched with the first popup's venue (not imported: JSON modules are
+  // too new for many phones), so the page's first requests are its scripts and data.
   let factsTable = null;
   function getFacts() {
     if (!factsTable) {
@@ -29,7 +30,6 @@ export function setupPopup(app, vm) {
     }
     return factsTable;
   }
-  getFacts();
 
   function getJson(url) {
     return fetch(url).then(function (r) {
