@@ -19,6 +19,11 @@ from flask import current_app, request
 from . import categories
 from .resources import WEB_DIR
 
+# The map's ES modules under vm/map/, imported by vm/map.js (relative imports resolve under
+# the versioned asset URL).
+MAP_MODULE_NAMES = ("format", "hours", "facts", "controls", "markers", "data", "popup", "near",
+                    "filters", "layout", "list", "url")
+
 # The files the app serves under /assets/<version>/<name>: an allow-list, nothing else.
 ASSET_FILES: dict[str, str] = {
     "leaflet/leaflet.js": "node_modules/leaflet/dist/leaflet.js",
@@ -32,7 +37,9 @@ ASSET_FILES: dict[str, str] = {
     "subgroup/leaflet.featuregroup.subgroup.js":
         "node_modules/leaflet.featuregroup.subgroup/dist/leaflet.featuregroup.subgroup.js",
     "vm/gcj02.js": "static/vm/gcj02.js",
-    "vm/map.js": "static/vm/map.js",
+    "vm/map.js": "static/vm/map.js",  # the map page's ES modules: map.js imports vm/map/*
+    **{f"vm/map/{n}.js": f"static/vm/map/{n}.js" for n in MAP_MODULE_NAMES},
+    "vm/facts.json": "static/vm/facts.json",  # how venue facts read (venue_text, vm/map/popup.js)
     "vm/venue.js": "static/vm/venue.js",
     "vm/go.js": "static/vm/go.js",  # "go there" links and sharing (map popup, venue page)
     "vm/search.js": "static/vm/search.js",  # the map's venue search box
@@ -54,12 +61,14 @@ ASSET_FILES: dict[str, str] = {
 }
 MAP_JS = ("leaflet/leaflet.js", "markercluster/leaflet.markercluster.js",
           "subgroup/leaflet.featuregroup.subgroup.js", "vm/gcj02.js", "vm/go.js",
-          "vm/player.js", "vm/map.js", "vm/search.js",
-          "vm/whatson.js", "vm/works-map.js", "vm/plays.js")
+          "vm/player.js", "vm/search.js", "vm/plays.js")
+# Loaded as <script type="module">, in this order, after the classic scripts above and before
+# the page's own (inline, module) script that calls voicemap.start.
+MAP_MODULES = ("vm/map.js", "vm/whatson.js", "vm/works-map.js")
 MAP_CSS = ("leaflet/leaflet.css", "markercluster/MarkerCluster.css", "vm/vm.css",
            "vm/categories.css", "vm/act.css", "vm/works.css")
 MIMETYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png",
-             ".svg": "image/svg+xml"}
+             ".svg": "image/svg+xml", ".json": "application/json"}
 
 
 

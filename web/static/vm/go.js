@@ -1,8 +1,8 @@
 /* "Go there" and "share": open a venue in the phone's map app, or pass its page on.
  *
- * links() is the port of voicemap.maps.map_app_links (a test compares them): Gaode/Amap
- * takes GCJ-02, Baidu BD-09 (latitude first), Apple Maps GCJ-02 (its map of mainland China
- * is AutoNavi's). Venue coordinates come in as WGS-84 and are converted by gcj02.js.
+ * links() fills the URL templates of facts.json as voicemap.venue_text.map_app_links does (a
+ * test compares them): Gaode/Amap takes GCJ-02, Baidu BD-09 (latitude first), Apple Maps
+ * GCJ-02 (its map of mainland China is AutoNavi's). Venue coordinates come in as WGS-84 and are converted by gcj02.js.
  * The venue page renders the same links on the server; block() builds them for the map's
  * popup, enhance() shows Apple Maps on Apple devices and wires the share buttons.
  */
@@ -16,19 +16,24 @@
     });
   }
 
-  /** {amap, baidu, apple}: URLs opening the venue (WGS-84 lon, lat) in each map app. */
-  function links(name, lon, lat, address) {
+  /** The URL templates of web/static/vm/facts.json (map_apps), as the venue page's. */
+  function appTemplates(given) {
+    if (given) return given;
+    return require('./facts.json').map_apps;  // Node (the tests): the file beside this one
+  }
+
+  /** {amap, baidu, apple}: URLs opening the venue (WGS-84 lon, lat) in each map app, from
+   * `templates` (facts.json's map_apps: the map page's settings carry them). */
+  function links(name, lon, lat, address, templates) {
     var geo = root.vmGeo || require('./gcj02.js');  // Node (the tests) has no window
     var g = geo.wgs84ToGcj02(lon, lat), b = geo.wgs84ToBd09(lon, lat);
-    return {
-      amap: 'https://uri.amap.com/marker?position=' + g[0].toFixed(6) + ',' + g[1].toFixed(6) +
-        '&name=' + q(name) + '&src=voicemap&coordinate=gaode&callnative=1',
-      baidu: 'https://api.map.baidu.com/marker?location=' + b[1].toFixed(6) + ',' +
-        b[0].toFixed(6) + '&title=' + q(name) + '&content=' + q(address || name) +
-        '&output=html&coord_type=bd09ll&src=webapp.voicemap.voicemap',
-      apple: 'https://maps.apple.com/?ll=' + g[1].toFixed(6) + ',' + g[0].toFixed(6) +
-        '&q=' + q(name)
-    };
+    var values = {gcj_lon: g[0].toFixed(6), gcj_lat: g[1].toFixed(6), bd_lon: b[0].toFixed(6),
+      bd_lat: b[1].toFixed(6), name: q(name), address: q(address || name)};
+    var tpl = appTemplates(templates), out = {};
+    Object.keys(tpl).forEach(function (app) {
+      out[app] = tpl[app].replace(/\{(\w+)\}/g, function (m, k) { return values[k]; });
+    });
+    return out;
   }
 
   function isApple() {
@@ -97,9 +102,9 @@
   }
 
   /** The popup's "go there" row, as on the venue page; `h` is map.js's element builder. */
-  function block(h, p, lon, lat, t, lang, pageUrl) {
+  function block(h, p, lon, lat, t, lang, pageUrl, templates) {
     var name = p['name_' + lang] || p.name_zh;
-    var l = links(name, lon, lat, p['address_' + lang] || p.address_zh || '');
+    var l = links(name, lon, lat, p['address_' + lang] || p.address_zh || '', templates);
     function app(href, text) {
       return h('li', {}, [h('a', {class: 'vm-btn vm-go-app', href: href, target: '_blank',
         rel: 'noopener noreferrer', text: text})]);

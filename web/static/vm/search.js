@@ -117,7 +117,7 @@
       });
       if (found.length) {
         setExpanded(true);
-        status.textContent = t.ven_search_count.replace('{n}', String(found.length));
+        status.textContent = vm.fmt(t.ven_search_count, {n: found.length});
       } else {
         setExpanded(false);
         status.textContent = t.ven_search_none;

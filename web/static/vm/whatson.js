@@ -90,7 +90,7 @@
         var p = f.properties, cancelled = p.status === 'cancelled';
         var meta = [label(p)];
         if (here) meta.push(vm.formatDistance(metres(here, f.geometry.coordinates), t));
-        meta.push(p.free ? t.act_free : t.act_price.replace('{n}', String(p.price)));
+        meta.push(p.free ? t.act_free : vm.fmt(t.act_price, {n: p.price}));
         var titleId = 'vm-wo-title-' + i;
         var li = h('li', {class: 'vm-near-item vm-wo-item' + (cancelled ? ' vm-act-cancelled' : ''),
           'data-activity': String(p.activity_id), 'data-start': p.start});

@@ -41,7 +41,7 @@
       }
       kids.push(h('h2', {class: 'vm-data', text: w[4]}));
       kids.push(h('p', {class: 'vm-muted', text: (t['works_kind_' + w[3]] || w[3]) + ' · ' +
-        byline.replace('{name}', w[5]).replace('{age}', w[6])}));
+        vm.fmt(byline, {name: w[5], age: w[6]}, w[6])}));
       kids.push(h('a', {href: url, text: t.works_open || 'Open'}));
       return h('div', {class: 'vm-work-pop', 'data-work': w[0]}, kids);
     }
