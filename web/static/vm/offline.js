@@ -52,7 +52,7 @@
     button.setAttribute('aria-pressed', meta ? 'true' : 'false');
     label.textContent = meta ? t.off_remove : t.off_save;
     box.querySelector('.vm-off-state').textContent =
-      meta ? t.off_saved.replace('{size}', size(meta.bytes)) : t.off_save_hint;
+      meta ? t.off_saved.replace(/%\(size\)s|\{size\}/, size(meta.bytes)) : t.off_save_hint;
   }
 
   function own(url) {
