@@ -14,7 +14,7 @@
  * functions, looked up when called); `window.voicemap` is the page's interface for the
  * classic scripts (search.js, whatson.js, works-map.js) and the tests.
  */
-import {fmt, formatDistance, h, plural, setLocale} from './map/format.js';
+import {fmt, formatDistance, h, plural, setLocale, sphereMetres} from './map/format.js';
 import {setupControls} from './map/controls.js';
 import {setupData} from './map/data.js';
 import {setupFamily, setupVoiced} from './map/filters.js';
@@ -34,7 +34,7 @@ document.addEventListener('play', function (e) {
 }, true);
 
 const vm = window.voicemap = {formatDistance: formatDistance, geo: window.vmGeo, h: h,
-  fmt: fmt, plural: plural, openState: openState};
+  fmt: fmt, plural: plural, openState: openState, metres: sphereMetres};
 
 vm.start = function (refs, cfg) {
   const map = refs.map, lang = cfg.lang;

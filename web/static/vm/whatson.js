@@ -39,13 +39,6 @@
     return {from: new Date().toISOString(), to: today};
   }
 
-  function metres(a, b) {  // haversine on a sphere: ample for ordering a short list
-    var r = Math.PI / 180, dLat = (b[1] - a[1]) * r, dLon = (b[0] - a[0]) * r;
-    var s = Math.sin(dLat / 2) * Math.sin(dLat / 2) +
-      Math.cos(a[1] * r) * Math.cos(b[1] * r) * Math.sin(dLon / 2) * Math.sin(dLon / 2);
-    return 6371008.8 * 2 * Math.atan2(Math.sqrt(s), Math.sqrt(1 - s));
-  }
-
   function whatsOn(cfg) {
     var t = cfg.t, lang = cfg.lang, h = vm.h, map = vm.state.map;
     var sheet = document.getElementById('vm-whatson');
@@ -82,14 +75,14 @@
       var here = vm.position;
       distBtn.disabled = !here;
       if (state.sort === 'distance' && here) {
-        found.forEach(function (f) { f.vmDist = metres(here, f.geometry.coordinates); });
+        found.forEach(function (f) { f.vmDist = vm.metres(here, f.geometry.coordinates); });
         found.sort(function (a, b) { return a.vmDist - b.vmDist; });
       }
       status.textContent = found.length ? '' : t.act_none;
       found.forEach(function (f, i) {
         var p = f.properties, cancelled = p.status === 'cancelled';
         var meta = [label(p)];
-        if (here) meta.push(vm.formatDistance(metres(here, f.geometry.coordinates), t));
+        if (here) meta.push(vm.formatDistance(vm.metres(here, f.geometry.coordinates), t));
         meta.push(p.free ? t.act_free : vm.fmt(t.act_price, {n: p.price}));
         var titleId = 'vm-wo-title-' + i;
         var li = h('li', {class: 'vm-near-item vm-wo-item' + (cancelled ? ' vm-act-cancelled' : ''),

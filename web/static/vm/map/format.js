@@ -114,6 +114,14 @@ export function fmtNodes(message, vars, dataKeys, count) {
 }
 
 /** Walking-scale distance: "350 m", "1.2 km", "12 km" (in the page's language). */
+/** Haversine on WGS-84 [lon, lat] pairs, in metres: enough to sort a short list. */
+export function sphereMetres(a, b) {
+  const r = Math.PI / 180, dLat = (b[1] - a[1]) * r, dLon = (b[0] - a[0]) * r;
+  const x = Math.sin(dLat / 2) * Math.sin(dLat / 2) + Math.cos(a[1] * r) *
+    Math.cos(b[1] * r) * Math.sin(dLon / 2) * Math.sin(dLon / 2);
+  return 6371008.8 * 2 * Math.atan2(Math.sqrt(x), Math.sqrt(1 - x));
+}
+
 export function formatDistance(metres, t) {
   if (metres < 995) return fmt(t.distance_m, {n: Math.max(10, Math.round(metres / 10) * 10)});
   const km = metres / 1000;

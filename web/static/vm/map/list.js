@@ -1,16 +1,8 @@
 /* A list of what is on screen, nearest first when the position is known. */
-import {HTML_LANG, fmt, formatDistance, h} from './format.js';
+import {HTML_LANG, fmt, formatDistance, h, sphereMetres as metres} from './format.js';
 import {OPEN_TEXT, openState} from './hours.js';
 
 const LIST_MAX = 100;
-
-/** Haversine on WGS-84 [lon, lat] pairs: enough to sort a list. */
-function metres(a, b) {
-  const r = Math.PI / 180, dLat = (b[1] - a[1]) * r, dLon = (b[0] - a[0]) * r;
-  const x = Math.sin(dLat / 2) * Math.sin(dLat / 2) + Math.cos(a[1] * r) *
-    Math.cos(b[1] * r) * Math.sin(dLon / 2) * Math.sin(dLon / 2);
-  return 6371008.8 * 2 * Math.atan2(Math.sqrt(x), Math.sqrt(1 - x));
-}
 
 export function setupList(app, vm) {
   const map = app.map, t = app.t, lang = app.lang, state = app.state, subs = app.subs;
