@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from flask import Flask
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: F401 (the package's public version)
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:

@@ -34,10 +34,10 @@ from typing import IO, Any
 
 from sqlalchemy import Engine, text
 
-from . import __version__
 from .db import sqlite_dbapi
 from .errors import BadRequest, Conflict
 from .storage import KINDS, Store, file_sha256
+from .version import __version__
 
 FORMAT = "voicemap-backup/1"
 # The rows a restore brings back.

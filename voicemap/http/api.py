@@ -213,7 +213,7 @@ def category_list():
 @bp.get("/api/version")
 def version():
     # Touches no database: the benchmarks' yardstick for the server's own overhead.
-    from .. import __version__
+    from ..version import __version__
 
     return jsonify(name="voicemap", version=__version__)
 
