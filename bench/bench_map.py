@@ -22,6 +22,10 @@ per venue, measured in the same run:
           2 workers / render time (it renders per request)
   front   with --front both (the default): ``/`` requests/s as served and from bare
           gunicorn (how scripts/run served before nginx), alternating A B B A in one run
+  scripts at the first size: first visits with the map's scripts as one bundle (as served)
+          and as separate ES modules (VOICEMAP_MAP_BUNDLE=false), alternating, --rounds
+          each, over loopback and over DevTools' "Slow 4G" (150 ms latency, 1.44 Mbit/s
+          down): requests to the app, bytes, and the median tti
 
 At sizes where the naive page would take over ~2 minutes to render (100,000), its figures
 are estimated from the 10,000 run by linear scaling and marked "est.". Tile requests are
@@ -63,6 +67,9 @@ BIN = Path(sys.executable).parent
 OUT_DIR = ROOT / "bench" / "output"
 AREA = (116.10, 39.75, 116.70, 40.10)  # inside Beijing's 6th ring road
 CHROMIUM = "/usr/bin/chromium"
+# DevTools' "Slow 4G" preset (Chromium's network throttling: latency in ms, bytes/s).
+SLOW_4G = {"offline": False, "latency": 150, "downloadThroughput": 1.6e6 * 0.9 / 8,
+           "uploadThroughput": 750e3 * 0.9 / 8}
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 NAIVE_LIMIT_S = 120
@@ -158,8 +165,9 @@ class Browser:
         self.tile = blank_tile()
 
     def visit(self, url: str, ready: str, zoom_in: bool = False,
-              timeout_ms: int = 600_000) -> dict:
-        """Open url in a fresh context; sizes of what came from loopback, and timings."""
+              timeout_ms: int = 600_000, slow: bool = False) -> dict:
+        """Open url in a fresh context; sizes of what came from loopback, and timings.
+        ``slow``: over DevTools' "Slow 4G" network conditions."""
         ctx = self.browser.new_context(viewport={"width": 1280, "height": 800})
         got: list = []
 
@@ -171,6 +179,8 @@ class Browser:
         ctx.route("**/*", route)
         page = ctx.new_page()
         page.set_default_timeout(timeout_ms)
+        if slow:
+            ctx.new_cdp_session(page).send("Network.emulateNetworkConditions", SLOW_4G)
         page.on("requestfinished", lambda req: got.append(req))
         page.goto(url, timeout=timeout_ms)
         page.wait_for_function(ready, timeout=timeout_ms)
@@ -187,9 +197,11 @@ class Browser:
             out["zoom"] = (time.perf_counter() - t) * 1000
             out["zoom_mode"] = page.evaluate("voicemap.state.mode")
         sizes = {"page": [0, 0], "data": [0, 0]}
+        out["requests"] = 0
         for req in got:
             if not req.url.startswith("http://127.0.0.1:"):
                 continue
+            out["requests"] += 1
             resp = req.response()
             if resp is None:
                 continue
@@ -253,12 +265,49 @@ def compare_fronts(server: Server, direct: Server, n: int, seconds: int) -> None
         f"(target >= 0.9x: {'met' if a >= 0.9 * b else 'NOT met'})")
 
 
+def compare_scripts(url: str, tmp: Path, n: int, browser: Browser, front: str,
+                    rounds: int) -> None:
+    """First visits with the map's scripts bundled and as separate modules, alternating."""
+    direct = front == "direct"
+    servers = {"bundle": Server(url, tmp, direct=direct),
+               "modules": Server(url, tmp, direct=direct, env={"VOICEMAP_MAP_BUNDLE": "false"})}
+    ready = "() => document.documentElement.dataset.vmReady"
+    got: dict[tuple[str, bool], list[dict]] = {}
+    try:
+        for s in servers.values():
+            timed_get(s.base + "/?lang=zh")
+            timed_get(s.base + "/?lang=zh")
+        for slow in (False, True):
+            for i in range(rounds):
+                for kind in (("bundle", "modules") if i % 2 == 0 else ("modules", "bundle")):
+                    got.setdefault((kind, slow), []).append(
+                        browser.visit(servers[kind].base + "/?lang=zh", ready, slow=slow))
+    finally:
+        for s in servers.values():
+            s.stop()
+    for slow in (False, True):
+        medians = {}
+        for kind in ("modules", "bundle"):
+            visits = got[(kind, slow)]
+            ttis = sorted(v["tti"] for v in visits)
+            medians[kind] = statistics.median(ttis)
+            p = visits[0]["sizes"]["page"]
+            say(f"n={n:<7} scripts {kind:<7} {'slow 4G ' if slow else 'loopback'}: "
+                f"{visits[0]['requests']} requests to the app, page {kb(p[0])} raw, "
+                f"{kb(p[1])} transferred; first-visit tti median {medians[kind]:.0f} ms "
+                f"(min {ttis[0]:.0f}, max {ttis[-1]:.0f}; {len(ttis)} visits)")
+        say(f"n={n:<7} scripts bundle/modules tti {'slow 4G ' if slow else 'loopback'}: "
+            f"{medians['bundle'] / medians['modules']:.2f}x (same run, alternating)")
+
+
 def run_size(n: int, seconds: int, browser: Browser, naive_cache: dict,
-             front: str = "nginx") -> None:
+             front: str = "nginx", script_rounds: int = 0) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f"vm-bench-map-{n}-"))
     t = time.perf_counter()
     url = load(n, tmp / "voicemap.sqlite")
     say(f"n={n:<7} loaded in {time.perf_counter() - t:.1f} s")
+    if script_rounds:
+        compare_scripts(url, tmp, n, browser, front, script_rounds)
     server = Server(url, tmp, direct=front == "direct")
     try:
         if front == "both":
@@ -329,6 +378,9 @@ def main() -> int:
                         help="serve as scripts/run does (nginx in front of gunicorn), with "
                              "bare gunicorn, or nginx plus a same-run rps comparison with "
                              "bare gunicorn (default)")
+    parser.add_argument("--rounds", type=int, default=7,
+                        help="first visits per way of serving the map's scripts, at the "
+                             "first size (0: no comparison)")
     args = parser.parse_args()
     say(f"# bench_map {dt.datetime.now().isoformat(timespec='seconds')} on "
         f"{os.cpu_count()} cores; gunicorn 2 sync workers"
@@ -337,8 +389,9 @@ def main() -> int:
     browser = Browser()
     cache: dict = {}
     try:
-        for n in (int(s) for s in args.sizes.split(",")):
-            run_size(n, args.seconds, browser, cache, args.front)
+        for i, n in enumerate(int(s) for s in args.sizes.split(",")):
+            run_size(n, args.seconds, browser, cache, args.front,
+                     args.rounds if i == 0 else 0)
     finally:
         browser.close()
     OUT_DIR.mkdir(parents=True, exist_ok=True)

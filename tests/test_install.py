@@ -106,12 +106,13 @@ def test_installed_package_serves_pages_and_files(installed, database_url, tmp_p
                 time.sleep(0.2)
         status, home = _get(base + "/")
         assert status == 200, home[-2000:]
-        script = re.search(r'src="(/assets/[0-9a-f]+/vm/map\.js)"', home)
+        script = re.search(r'src="(/assets/[0-9a-f]+/vm/map-page\.js)"', home)
         assert script is not None
-        status, body = _get(base + script.group(1))
+        status, body = _get(base + script.group(1))  # the map's bundle travels in the wheel
         assert status == 200
-        assert body == (ROOT / "web" / "static" / "vm" / "map.js").read_text(encoding="utf-8")
-        status, leaflet = _get(base + script.group(1).replace("vm/map.js", "leaflet/leaflet.js"))
+        assert body == (ROOT / "web" / resources.MAP_BUNDLE[0]).read_text(encoding="utf-8")
+        status, leaflet = _get(base + script.group(1).replace("vm/map-page.js",
+                                                              "leaflet/leaflet.js"))
         assert status == 200
         assert "Leaflet" in leaflet
         status, page = _get(base + "/venues/inst-1")

@@ -24,6 +24,7 @@ import pytest
 from helpers import feature, load
 
 from voicemap import categories, config, create_app, db, i18n
+from voicemap.assets import MAP_IMPORTS, MAP_MODULE
 from voicemap.geo import wgs84_to_gcj02
 from voicemap.http import security
 
@@ -159,6 +160,16 @@ def gaode_site(spatialite_db):
     """The same registry under Gaode tiles (GCJ-02)."""
     url, media, _clip = spatialite_db
     s, server = make_site(url, media, TILES="amap")
+    yield s
+    server.shutdown()
+    s.app.extensions["voicemap.engine"].dispose()
+
+
+@pytest.fixture(scope="session")
+def modules_site(spatialite_db):
+    """The same registry with the map's ES modules served as they are (MAP_BUNDLE off)."""
+    url, media, _clip = spatialite_db
+    s, server = make_site(url, media, MAP_BUNDLE=False)
     yield s
     server.shutdown()
     s.app.extensions["voicemap.engine"].dispose()
@@ -409,6 +420,28 @@ def test_popup_shows_facts_in_the_page_language(site, visit):
     v.page.locator(".vm-popup details summary").click()
     assert "这里有" in v.page.locator(".vm-popup details p").inner_text()
     v.shot("popup-desktop-zh")
+
+
+@pytest.mark.parametrize("bundled", [True, False], ids=["bundle", "modules"])
+def test_the_map_runs_the_same_from_its_bundle_and_from_its_modules(site, modules_site, visit,
+                                                                     bundled):
+    fetched: list[str] = []
+    v = visit(site if bundled else modules_site, f"/?lang=zh&{VIEW}", viewport=DESKTOP,
+              before=lambda page: page.on("request", lambda r: fetched.append(
+                  urlsplit(r.url).path.split("/", 3)[-1])))
+    open_popup(v, "park-0")
+    text = v.page.locator(".vm-popup").inner_text()
+    for expected in ("3–12 岁", "无台阶通行", "方便推婴儿车", "无母婴室"):  # facts.json's wording
+        assert expected in text, expected
+    assert v.page.evaluate("typeof voicemap.whatson") == "object", "whatson.js ran"
+    overlays = v.page.locator(".leaflet-control-layers-overlays").inner_text()
+    assert i18n.strings("zh")["works_layer"] in overlays, "works-map.js ran"
+    ours = [name for name in fetched if name == MAP_MODULE or name in MAP_IMPORTS
+            or name == "vm/facts.json"]
+    if bundled:
+        assert ours == [MAP_MODULE]
+    else:  # each module, and facts.json as a JSON module, fetched on its own
+        assert sorted(ours) == sorted([MAP_MODULE, *MAP_IMPORTS, "vm/facts.json"])
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from helpers import feature, load, random_features
 
-from voicemap import categories, create_app, db, i18n, venue_text
+from voicemap import categories, create_app, db, i18n, resources, venue_text
+from voicemap.assets import MAP_IMPORTS, MAP_MODULE, Assets
 from voicemap.models import Clip
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -210,6 +211,82 @@ def test_assets_gzip_and_allow_list(client):
     assert stale.headers["Cache-Control"] == "no-cache"
     r = client.get(url, headers={"If-None-Match": plain.headers["ETag"]})
     assert r.status_code == 304
+
+
+BUNDLE_BANNER = re.compile(rb"/\* voicemap map bundle, sha256 ([0-9a-f]{64}) of ([^*]+) \*/\n")
+
+
+def test_map_scripts_are_one_bundle_of_every_module_with_a_source_map(client):
+    html = client.get("/?lang=en").get_data(as_text=True)
+    modules = re.findall(r'<script type="module" src="([^"]+)"', html)
+    assert len(modules) == 1
+    assert modules[0].endswith("/" + MAP_MODULE)
+    assert "modulepreload" not in html
+    bundle = client.get(modules[0])
+    assert bundle.mimetype == "text/javascript"
+    assert bundle.data == (ROOT / "web" / resources.MAP_BUNDLE[0]).read_bytes()
+    banner = BUNDLE_BANNER.match(bundle.data)
+    assert banner is not None
+    # every module the entry reaches, and facts.json (no fetch when the first popup opens)
+    assert set(banner.group(2).decode().split()) == {
+        "static/vm/map-page.js", "static/vm/facts.json", *(f"static/{n}" for n in MAP_IMPORTS)}
+    assert re.search(rb"\bimport\s*[{(*\"']|\bimport\.meta|\bexport\s*[{*]", bundle.data) is None
+    assert bundle.data.rstrip().endswith(b"//# sourceMappingURL=map-page.js.map")
+    source_map = client.get(modules[0] + ".map")
+    assert source_map.status_code == 200
+    assert source_map.mimetype == "application/json"
+    sources = source_map.get_json()["sources"]
+    assert any(name.endswith("static/vm/map/popup.js") for name in sources)
+
+
+def test_unbundled_map_page_loads_the_entry_module_and_preloads_its_imports(database_url,
+                                                                            tmp_path):
+    app = create_app({"DATABASE_URL": database_url, "MEDIA_DIR": str(tmp_path / "media"),
+                      "MAP_BUNDLE": "false"})
+    client = app.test_client()
+    html = client.get("/?lang=en").get_data(as_text=True)
+    modules = re.findall(r'<script type="module" src="([^"]+)"', html)
+    assert len(modules) == 1
+    entry = client.get(modules[0])
+    assert entry.data == (ROOT / "web" / "static" / "vm" / "map-page.js").read_bytes()
+    preloads = re.findall(r'<link rel="modulepreload" href="([^"]+)"', html)
+    assert [u.split("/", 3)[3] for u in preloads] == list(MAP_IMPORTS)
+    for url in preloads:
+        assert client.get(url).status_code == 200, url
+    app.extensions["voicemap.engine"].dispose()
+
+
+def test_a_bundle_older_than_its_sources_is_refused_until_rebuilt(tmp_path):
+    web = tmp_path / "web"
+    shutil.copytree(ROOT / "web", web, ignore=shutil.ignore_patterns("node_modules"))
+    (web / "node_modules").symlink_to(ROOT / "web" / "node_modules")
+    bundle = web / resources.MAP_BUNDLE[0]
+    assert Assets(web).files[MAP_MODULE].body == bundle.read_bytes()
+
+    facts = web / "static" / "vm" / "facts.json"
+    table = json.loads(facts.read_text(encoding="utf-8"))
+    facts.write_text(json.dumps(table, ensure_ascii=False, indent=1), encoding="utf-8")
+    with pytest.raises(RuntimeError, match="other sources"):
+        Assets(web)
+    # unbundled, the same URL serves the entry module, whatever the bundle's state
+    assert Assets(web, bundle=False).files[MAP_MODULE].body == \
+        (web / "static" / "vm" / "map-page.js").read_bytes()
+
+    subprocess.run(["npm", "run", "--silent", "bundle"], cwd=web, check=True)
+    rebuilt = Assets(web).files[MAP_MODULE].body
+    assert BUNDLE_BANNER.match(rebuilt).group(1) != \
+        BUNDLE_BANNER.match((ROOT / "web" / resources.MAP_BUNDLE[0]).read_bytes()).group(1)
+
+    near = web / "static" / "vm" / "map" / "near.js"
+    near.write_text(near.read_text(encoding="utf-8") + "// an edit\n", encoding="utf-8")
+    with pytest.raises(RuntimeError, match="other sources"):
+        Assets(web)
+    bundle.unlink()
+    with pytest.raises(RuntimeError, match="missing.*scripts/setup"):
+        Assets(web)
+    bundle.write_text("console.log('not ours');\n", encoding="utf-8")
+    with pytest.raises(RuntimeError, match="not a voicemap map bundle"):
+        Assets(web)
 
 
 def test_no_cdn_url_in_the_source():

@@ -124,7 +124,10 @@ def test_venue_page_on_a_phone_clips_players_go_there_share(real_site, visit, la
     v.page.locator(".vm-player-btn").first.click()
     v.page.wait_for_function("() => !document.querySelector('.vm-clip audio').paused")
     assert audio_requests(v) and audio_requests(v)[0].endswith(langs[0])
-    assert v.page.locator(".vm-player-btn").first.get_attribute("aria-label") == t["pause"]
+    # the button follows the audio's "play" event, a task queued after paused turns false
+    v.page.wait_for_function("label => document.querySelector('.vm-player-btn')"
+                             ".getAttribute('aria-label') === label", arg=t["pause"],
+                             timeout=5000)
     v.page.locator(".vm-player-btn").first.click()
     fits(v)
 

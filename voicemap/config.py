@@ -97,6 +97,9 @@ def defaults(instance_path: str) -> dict[str, Any]:
         # request waits for them. The CLI turns it off: a light command stays light, and
         # loads GDAL before the database only when it reads or writes a GDAL format.
         "PRELOAD": True,
+        # Serve the map page's scripts as one bundle (built by scripts/setup); false serves
+        # its ES modules as they are, for working on them without rebuilding.
+        "MAP_BUNDLE": True,
     }
 
 
@@ -172,6 +175,7 @@ def finish(config: dict[str, Any], instance_path: str) -> None:
     config["TRUSTED_PROXIES"] = _names(config["TRUSTED_PROXIES"])
     config["RATELIMIT_ENABLED"] = _flag(config["RATELIMIT_ENABLED"])
     config["PRELOAD"] = _flag(config["PRELOAD"])
+    config["MAP_BUNDLE"] = _flag(config["MAP_BUNDLE"])
     config["METRICS_TOKEN"] = str(config.get("METRICS_TOKEN") or "")
     config["OGC_MAX_LIMIT"] = int(config["OGC_MAX_LIMIT"])
     config["OGC_COUNT_TTL_S"] = float(config["OGC_COUNT_TTL_S"])

@@ -30,6 +30,10 @@ NPM_FILES = (
     "node_modules/leaflet.featuregroup.subgroup/LICENSE",
 )
 
+# The map page's scripts bundled into one file (web/bundle.mjs, run by scripts/setup), with
+# its source map, relative to WEB_DIR: built, not committed, and shipped with the package.
+MAP_BUNDLE = ("build/vm/map-page.js", "build/vm/map-page.js.map")
+
 
 def _web_dir() -> Path:
     installed = PACKAGE_DIR / "web"

@@ -26,7 +26,7 @@ from folium.plugins import FeatureGroupSubGroup, MarkerCluster
 from folium.template import Template
 
 from .. import categories, config
-from ..assets import MAP_CSS, MAP_JS, MAP_MODULE_NAMES, MAP_MODULES, Assets, assets
+from ..assets import MAP_CSS, MAP_IMPORTS, MAP_JS, MAP_MODULE, Assets, assets
 from ..i18n import SERVER_ONLY_STRINGS, js_catalogue, strings
 from .security import content_security_policy, inline_hashes
 
@@ -110,8 +110,9 @@ def build_map_html(lang: str, tiles: dict[str, Any], store: Assets) -> str:
     fig.add_child(m)
     fig.header.add_child(Element(render_template(
         "map_head.html", t=t, favicon=store.url("vm/favicon.svg"),
-        modules=[store.url(name) for name in MAP_MODULES],
-        preload=[store.url(f"vm/map/{n}.js") for n in MAP_MODULE_NAMES])), name="vm_head")
+        module=store.url(MAP_MODULE),
+        preload=[] if store.bundled else [store.url(name) for name in MAP_IMPORTS])),
+        name="vm_head")
     fig.html.add_child(Element(render_template("map_ui.html", t=t, lang=lang,
                                                cats=categories.CATEGORIES)), name="vm_ui")
 

@@ -3,6 +3,9 @@
 import {HTML_LANG, fmtNodes, formatDuration, h, safeUrl} from './format.js';
 import {OPEN_TEXT, openState} from './hours.js';
 import {accessFacts, agesText} from './facts.js';
+// How venue facts read: the table the venue page reads too (voicemap/venue_text.py). The
+// bundle (web/bundle.mjs) carries it inline; loaded as modules, it is a JSON module.
+import FACTS from '../facts.json' with {type: 'json'};
 
 export function setupPopup(app, vm) {
   const map = app.map, t = app.t, lang = app.lang, other = app.other, cfg = app.cfg;
@@ -16,21 +19,6 @@ export function setupPopup(app, vm) {
     autoPanPaddingTopLeft: [12, narrow.matches ? 124 : 20],
     autoPanPaddingBottomRight: [12, narrow.matches ? 84 : 20]});
   const features = {}, clipLists = {};
-  // How venue facts read (web/static/vm/facts.json, beside these modules; the venue page
-  // reads it too). Fetched with the first popup's venue (not imported: JSON modules are
-  // too new for many phones), so the page's first requests are its scripts and data.
-  let factsTable = null;
-  function getFacts() {
-    if (!factsTable) {
-      factsTable = fetch(new URL('../facts.json', import.meta.url).href).then(function (r) {
-        if (!r.ok) throw new Error('HTTP ' + r.status);
-        return r.json();
-      });
-      factsTable.catch(function () { factsTable = null; });
-    }
-    return factsTable;
-  }
-
   function getJson(url) {
     return fetch(url).then(function (r) {
       if (r.status === 404) return null;
@@ -158,8 +146,7 @@ export function setupPopup(app, vm) {
     popup.setLatLng(latlng).setContent(box).openOn(map);
     state.venue = id;
     app.saveUrlSoon();
-    Promise.all([feature ? Promise.resolve(feature) : app.getFeature(id), app.getClips(id),
-      getFacts()])
+    Promise.all([feature ? Promise.resolve(feature) : app.getFeature(id), app.getClips(id)])
       .then(function (r) {
         if (state.venue !== id) return;
         box.textContent = '';
@@ -167,7 +154,7 @@ export function setupPopup(app, vm) {
           box.appendChild(h('p', {class: 'vm-muted', text: t.load_failed}));
           return;
         }
-        box.appendChild(venueBody(r[0], r[1], r[2]));
+        box.appendChild(venueBody(r[0], r[1], FACTS));
         // The popup has grown: fit it again; update() pans it clear of the controls
         // (autoPan, with the padding fitPopup has just set), stopping any pan under way.
         fitPopup();
