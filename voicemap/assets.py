@@ -7,12 +7,13 @@ by one version that changes whenever any of them does (cache busting). Nothing o
 ``MAP_MODULE`` and ``MAP_CSS`` are what the map page loads, in order.
 
 The map page's own JavaScript is ES modules, one concern each, under ``web/static/vm/``:
-fifteen files. Served as they are, a first visit pays a request for each (measured in
-bench/bench_map.py); so ``MAP_MODULE`` is served as one bundle of them all, built by esbuild
-at set-up (``web/bundle.mjs``). The bundle names its sources and their SHA-256 on its first
-line: a bundle older than its sources is refused, never served. With ``MAP_BUNDLE`` off
-(``VOICEMAP_MAP_BUNDLE=false``, for working on the modules without rebuilding) the same URL
-serves the entry module, and the page preloads its imports.
+an entry module, fifteen modules it imports and ``facts.json``. Served as they are, a first
+visit pays a request for each (measured in bench/bench_map.py); so ``MAP_MODULE`` is served
+as one bundle of them all, built by esbuild at set-up (``web/bundle.mjs``). The bundle names
+its sources and their SHA-256 on its first line: a bundle older than its sources is
+refused, never served. With ``MAP_BUNDLE`` off (``VOICEMAP_MAP_BUNDLE=false``, for working
+on the modules without rebuilding) the same URL serves the entry module, and the page
+preloads its imports.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 // Bundles the map page's ES modules (static/vm/map-page.js and everything it imports,
 // facts.json included) into one minified file, build/vm/map-page.js, with a source map: one
-// request where the modules take fifteen. `npm run bundle` in web/; scripts/setup runs it.
+// request where the entry, its fifteen modules and facts.json take seventeen.
+// `npm run bundle` in web/; scripts/setup runs it.
 //
 // The bundle's first line names its inputs and their SHA-256, so that the app can refuse a
 // bundle older than its sources (voicemap/assets.py) instead of serving yesterday's map.
