@@ -18,7 +18,7 @@ import pytest
 from helpers import feature, load, random_features
 
 from voicemap import categories, create_app, db, i18n, resources, venue_text
-from voicemap.assets import MAP_IMPORTS, MAP_MODULE, Assets
+from voicemap.assets import BUNDLE_BANNER, MAP_IMPORTS, MAP_MODULE, Assets
 from voicemap.models import Clip
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -213,9 +213,6 @@ def test_assets_gzip_and_allow_list(client):
     assert r.status_code == 304
 
 
-BUNDLE_BANNER = re.compile(rb"/\* voicemap map bundle, sha256 ([0-9a-f]{64}) of ([^*]+) \*/\n")
-
-
 def test_map_scripts_are_one_bundle_of_every_module_with_a_source_map(client):
     html = client.get("/?lang=en").get_data(as_text=True)
     modules = re.findall(r'<script type="module" src="([^"]+)"', html)
@@ -292,6 +289,10 @@ def test_a_bundle_older_than_its_sources_is_refused_until_rebuilt(tmp_path):
 def test_no_cdn_url_in_the_source():
     files = [p for base in ("voicemap", "web") for p in (ROOT / base).rglob("*")
              if p.is_file() and "node_modules" not in p.parts and "__pycache__" not in p.parts]
+    assert any(p.parts[-3:] == tuple(resources.MAP_BUNDLE[0].split("/")) for p in files)
+    # Of node_modules, only the files the package ships (and the app serves) count: the
+    # READMEs and examples of the npm packages name CDNs, and are neither served nor shipped.
+    files += [ROOT / "web" / name for name in resources.NPM_FILES]
     assert files
     for path in files:
         text = path.read_text(encoding="utf-8", errors="ignore").lower()

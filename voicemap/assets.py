@@ -84,7 +84,7 @@ MAP_CSS = ("leaflet/leaflet.css", "markercluster/MarkerCluster.css", "vm/vm.css"
 MIMETYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png",
              ".svg": "image/svg+xml", ".json": "application/json", ".map": "application/json"}
 # The bundle's first line: the SHA-256 of its sources, then their paths (relative to WEB_DIR).
-_BUNDLE_BANNER = re.compile(rb"/\* voicemap map bundle, sha256 ([0-9a-f]{64}) of ([^*\n]+) \*/\n")
+BUNDLE_BANNER = re.compile(rb"/\* voicemap map bundle, sha256 ([0-9a-f]{64}) of ([^*\n]+) \*/\n")
 
 
 
@@ -142,7 +142,7 @@ def read_bundle(web_dir: Path = WEB_DIR) -> bytes:
     if not (path.is_file() and (web_dir / MAP_BUNDLE[1]).is_file()):
         raise RuntimeError(f"the map's bundle {path} is missing: {fix}")
     body = path.read_bytes()
-    banner = _BUNDLE_BANNER.match(body)
+    banner = BUNDLE_BANNER.match(body)
     if banner is None:
         raise RuntimeError(f"{path} is not a voicemap map bundle: {fix}")
     digest = hashlib.sha256()
